@@ -1,0 +1,25 @@
+// What this binary was built with and what the machine offers: printed by `dtokd info`
+// and recorded in each run's metadata.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace dtokd {
+
+struct BuildInfo {
+    std::string dtokd_version;
+    std::string torch_version;
+    std::string halide_version;
+    std::vector<std::string> cpu_targets;  // multi-target list, most specific first
+    std::string cpu_target_selected;       // the first one this CPU can run
+    bool cuda_kernels_built = false;
+    std::string cuda_target;
+    std::vector<std::string> kernels;  // generated kernel libraries
+    std::vector<std::string> cpu_features;
+    int threads = 0;
+};
+
+BuildInfo build_info();
+std::string format_build_info(const BuildInfo &info);
+
+}  // namespace dtokd

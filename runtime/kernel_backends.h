@@ -1,0 +1,34 @@
+// Internal: the two back ends behind kernels.h. Inputs are already validated by
+// kernels.cpp, so these only compute. Scalars arrive folded (coefficients etc.).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include "kernels.h"
+
+namespace dtokd::detail {
+
+struct SgdScalars {
+    float lr, momentum, dampening, weight_decay;
+    bool nesterov, first_step;
+};
+struct AdamWScalars {
+    float decay, beta1, beta2, eps, step_size, sqrt_bias2;
+};
+
+namespace torch_backend {
+Gram log_gram(const at::Tensor &a, const at::Tensor &b, double loss_distill, double loss_task, double eps);
+KdLosses kd_loss(const at::Tensor &student, const at::Tensor &teacher, const at::Tensor &labels,
+                 const KdLossOptions &options, at::Tensor &grad_task, at::Tensor &grad_distill);
+void sgd_update(at::Tensor &theta, at::Tensor &buf, const Direction &d, const SgdScalars &s);
+void adamw_update(at::Tensor &theta, at::Tensor &m, at::Tensor &v, const Direction &d, const AdamWScalars &s);
+}  // namespace torch_backend
+
+namespace halide_backend {
+Gram log_gram(const at::Tensor &a, const at::Tensor &b, double loss_distill, double loss_task, double eps);
+KdLosses kd_loss(const at::Tensor &student, const at::Tensor &teacher, const at::Tensor &labels,
+                 const KdLossOptions &options, at::Tensor &grad_task, at::Tensor &grad_distill);
+void sgd_update(at::Tensor &theta, at::Tensor &buf, const Direction &d, const SgdScalars &s);
+void adamw_update(at::Tensor &theta, at::Tensor &m, at::Tensor &v, const Direction &d, const AdamWScalars &s);
+}  // namespace halide_backend
+
+}  // namespace dtokd::detail

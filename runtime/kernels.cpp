@@ -1,0 +1,161 @@
+// Public kernel API: validates inputs once, folds scalars the way LibTorch does,
+// then dispatches to the chosen back end (kernel_backends.h).
+#include "kernels.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <stdexcept>
+
+#include "kernel_backends.h"
+#include "tensor_checks.h"
+
+namespace dtokd {
+
+using namespace detail;
+
+KernelBackend parse_kernel_backend(const std::string &name) {
+    if (name == "halide") return KernelBackend::halide;
+    if (name == "torch") return KernelBackend::torch;
+    throw std::invalid_argument("--kernels: unknown kernel back end '" + name + "'; expected 'halide' or 'torch'");
+}
+
+const char *to_string(KernelBackend backend) { return backend == KernelBackend::halide ? "halide" : "torch"; }
+
+Gram log_gram(const at::Tensor &a, const at::Tensor &b, double loss_distill, double loss_task, double eps,
+              KernelBackend backend) {
+    const char *k = "log_gram";
+    check_float_tensor(k, "a (distill gradient)", a);
+    check_float_tensor(k, "b (task gradient)", b);
+    check_same_numel(k, "a (distill gradient)", a, "b (task gradient)", b);
+    check_same_device(k, "a (distill gradient)", a, "b (task gradient)", b);
+    check_finite_scalar(k, "loss_distill", loss_distill);
+    check_finite_scalar(k, "loss_task", loss_task);
+    check_positive_scalar(k, "eps", eps);
+    return backend == KernelBackend::halide ? halide_backend::log_gram(a, b, loss_distill, loss_task, eps)
+                                            : torch_backend::log_gram(a, b, loss_distill, loss_task, eps);
+}
+
+KdLosses kd_loss(const at::Tensor &student, const at::Tensor &teacher, const at::Tensor &labels,
+                 const KdLossOptions &options, at::Tensor &grad_task, at::Tensor &grad_distill,
+                 KernelBackend backend) {
+    const char *k = "kd_loss";
+    check_float_tensor(k, "student_logits", student);
+    if (student.dim() != 2)
+        throw std::invalid_argument(std::string(k) + ": student_logits is " + describe(student) +
+                                    "; expected a [batch, classes] matrix");
+    check_float_tensor(k, "teacher_logits", teacher);
+    check_same_shape(k, "student_logits", student, "teacher_logits", teacher);
+    check_float_tensor(k, "grad_task", grad_task);
+    check_same_shape(k, "student_logits", student, "grad_task", grad_task);
+    check_float_tensor(k, "grad_distill", grad_distill);
+    check_same_shape(k, "student_logits", student, "grad_distill", grad_distill);
+    for (const at::Tensor *t : std::initializer_list<const at::Tensor *>{&teacher, &labels, &grad_task, &grad_distill})
+        check_same_device(k, "student_logits", student, "an argument", *t);
+    if (!labels.defined() || labels.dim() != 1 || labels.size(0) != student.size(0) ||
+        (labels.scalar_type() != at::kLong && labels.scalar_type() != at::kInt))
+        throw std::invalid_argument(std::string(k) + ": labels is " + describe(labels) +
+                                    "; expected int64 or int32 [" + std::to_string(student.size(0)) + "]");
+    const int64_t lo = labels.min().item<int64_t>(), hi = labels.max().item<int64_t>();
+    if (lo < 0 || hi >= student.size(1))
+        throw std::invalid_argument(std::string(k) + ": labels span [" + std::to_string(lo) + ", " +
+                                    std::to_string(hi) + "]; expected class indices in [0, " +
+                                    std::to_string(student.size(1) - 1) + "]");
+    check_positive_scalar(k, "temperature", options.temperature);
+    if (!(options.label_smoothing >= 0 && options.label_smoothing < 1))
+        throw std::invalid_argument(std::string(k) + ": label_smoothing is " +
+                                    std::to_string(options.label_smoothing) + "; expected a value in [0, 1)");
+    return backend == KernelBackend::halide
+               ? halide_backend::kd_loss(student, teacher, labels, options, grad_task, grad_distill)
+               : torch_backend::kd_loss(student, teacher, labels, options, grad_task, grad_distill);
+}
+
+Direction dto_direction(const at::Tensor &a, const at::Tensor &b, double pi1, double pi2, double loss_distill,
+                        double loss_task, double eps, double clip_scale) {
+    Direction d;
+    d.a = &a;
+    d.b = &b;
+    d.coeff_a = clip_scale * pi1 / std::max(loss_distill, eps);
+    d.coeff_b = clip_scale * pi2 / std::max(loss_task, eps);
+    return d;
+}
+
+Direction single_direction(const at::Tensor &g, double clip_scale) {
+    Direction d;
+    d.a = &g;
+    d.coeff_a = clip_scale;
+    return d;
+}
+
+double dto_direction_sq_norm(const Gram &gram, double pi1, double pi2) {
+    return std::max(0.0, pi1 * pi1 * gram.g11 + 2 * pi1 * pi2 * gram.g12 + pi2 * pi2 * gram.g22);
+}
+
+namespace {
+void check_direction(const char *k, const at::Tensor &theta, const Direction &d) {
+    if (d.a == nullptr) throw std::invalid_argument(std::string(k) + ": the direction has no gradient");
+    check_float_tensor(k, "gradient a", *d.a);
+    check_same_numel(k, "theta", theta, "gradient a", *d.a);
+    check_same_device(k, "theta", theta, "gradient a", *d.a);
+    check_finite_scalar(k, "coefficient of gradient a", d.coeff_a);
+    if (d.b != nullptr) {
+        check_float_tensor(k, "gradient b", *d.b);
+        check_same_numel(k, "theta", theta, "gradient b", *d.b);
+        check_same_device(k, "theta", theta, "gradient b", *d.b);
+        check_finite_scalar(k, "coefficient of gradient b", d.coeff_b);
+    }
+}
+}  // namespace
+
+void sgd_update(at::Tensor &theta, at::Tensor &momentum_buffer, const Direction &direction,
+                const SgdOptions &options, bool first_step, KernelBackend backend) {
+    const char *k = "sgd_update";
+    check_float_tensor(k, "theta", theta);
+    check_float_tensor(k, "momentum_buffer", momentum_buffer);
+    check_same_numel(k, "theta", theta, "momentum_buffer", momentum_buffer);
+    check_same_device(k, "theta", theta, "momentum_buffer", momentum_buffer);
+    check_direction(k, theta, direction);
+    check_finite_scalar(k, "lr", options.lr);
+    check_finite_scalar(k, "momentum", options.momentum);
+    check_finite_scalar(k, "dampening", options.dampening);
+    check_finite_scalar(k, "weight_decay", options.weight_decay);
+    if (options.nesterov && (options.momentum <= 0 || options.dampening != 0))
+        throw std::invalid_argument(std::string(k) + ": nesterov needs momentum > 0 and dampening = 0 (got " +
+                                    std::to_string(options.momentum) + ", " +
+                                    std::to_string(options.dampening) + ")");
+    const SgdScalars s{float(options.lr),           float(options.momentum), float(options.dampening),
+                       float(options.weight_decay), options.nesterov,        first_step};
+    if (backend == KernelBackend::halide)
+        halide_backend::sgd_update(theta, momentum_buffer, direction, s);
+    else
+        torch_backend::sgd_update(theta, momentum_buffer, direction, s);
+}
+
+void adamw_update(at::Tensor &theta, at::Tensor &exp_avg, at::Tensor &exp_avg_sq, const Direction &direction,
+                  const AdamWOptions &options, int64_t step, KernelBackend backend) {
+    const char *k = "adamw_update";
+    check_float_tensor(k, "theta", theta);
+    check_float_tensor(k, "exp_avg", exp_avg);
+    check_float_tensor(k, "exp_avg_sq", exp_avg_sq);
+    check_same_numel(k, "theta", theta, "exp_avg", exp_avg);
+    check_same_numel(k, "theta", theta, "exp_avg_sq", exp_avg_sq);
+    check_same_device(k, "theta", theta, "exp_avg", exp_avg);
+    check_same_device(k, "theta", theta, "exp_avg_sq", exp_avg_sq);
+    check_direction(k, theta, direction);
+    if (step < 1) throw std::invalid_argument(std::string(k) + ": step is " + std::to_string(step) + "; expected >= 1");
+    check_positive_scalar(k, "eps", options.eps);
+    for (double beta : {options.beta1, options.beta2})
+        if (!(beta >= 0 && beta < 1))
+            throw std::invalid_argument(std::string(k) + ": beta is " + std::to_string(beta) + "; expected [0, 1)");
+    // Scalars in double, as torch::optim::AdamW computes them.
+    const double bias1 = 1 - std::pow(options.beta1, double(step));
+    const double bias2 = 1 - std::pow(options.beta2, double(step));
+    const AdamWScalars s{float(1 - options.lr * options.weight_decay), float(options.beta1), float(options.beta2),
+                         float(options.eps), float(options.lr / bias1), float(std::sqrt(bias2))};
+    if (backend == KernelBackend::halide)
+        halide_backend::adamw_update(theta, exp_avg, exp_avg_sq, direction, s);
+    else
+        torch_backend::adamw_update(theta, exp_avg, exp_avg_sq, direction, s);
+}
+
+}  // namespace dtokd

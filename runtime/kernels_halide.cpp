@@ -1,0 +1,72 @@
+// Halide back end of the kernel API: wraps tensors (no copies) and calls the
+// AOT-generated multi-target kernels. Optimizer kernels run in place: the output
+// buffers alias theta and the state (safe, see generators/combined_gradient.h).
+#include <ATen/ATen.h>
+
+#include "dtokd_adamw_update1.h"
+#include "dtokd_adamw_update2.h"
+#include "dtokd_kd_loss.h"
+#include "dtokd_log_gram.h"
+#include "dtokd_sgd_update1.h"
+#include "dtokd_sgd_update2.h"
+#include "halide_bridge.h"
+#include "kernel_backends.h"
+
+namespace dtokd::detail::halide_backend {
+
+Gram log_gram(const at::Tensor &a, const at::Tensor &b, double loss_distill, double loss_task, double eps) {
+    check_cpu("log_gram", "a", a);
+    check_cpu("log_gram", "b", b);
+    auto ba = flat_buffer(a), bb = flat_buffer(b);
+    Halide::Runtime::Buffer<double> out(3);
+    check_halide_status(dtokd_log_gram(ba, bb, float(loss_distill), float(loss_task), float(eps), out),
+                        "log_gram");
+    return {out(0), out(1), out(2)};
+}
+
+KdLosses kd_loss(const at::Tensor &student, const at::Tensor &teacher, const at::Tensor &labels,
+                 const KdLossOptions &options, at::Tensor &grad_task, at::Tensor &grad_distill) {
+    for (const at::Tensor *t : std::initializer_list<const at::Tensor *>{&student, &teacher, &labels, &grad_task, &grad_distill})
+        check_cpu("kd_loss", "an argument", *t);
+    const at::Tensor labels32 = labels.scalar_type() == at::kInt ? labels.contiguous() : labels.to(at::kInt);
+    auto bs = matrix_buffer(student), bt = matrix_buffer(teacher);
+    auto gt = matrix_buffer(grad_task), gd = matrix_buffer(grad_distill);
+    auto by = int_buffer(labels32);
+    Halide::Runtime::Buffer<double> losses(2);
+    check_halide_status(dtokd_kd_loss(bs, bt, by, float(options.temperature), float(options.label_smoothing),
+                                      losses, gt, gd),
+                        "kd_loss");
+    return {losses(0), losses(1)};
+}
+
+void sgd_update(at::Tensor &theta, at::Tensor &buf, const Direction &d, const SgdScalars &s) {
+    check_cpu("sgd_update", "theta", theta);
+    auto p = flat_buffer(theta), mb = flat_buffer(buf), ga = flat_buffer(*d.a);
+    int status;
+    if (d.b != nullptr) {
+        auto gb = flat_buffer(*d.b);
+        status = dtokd_sgd_update2(ga, gb, float(d.coeff_a), float(d.coeff_b), p, mb, s.lr, s.weight_decay,
+                                   s.momentum, s.dampening, s.nesterov, s.first_step, p, mb);
+    } else {
+        status = dtokd_sgd_update1(ga, float(d.coeff_a), p, mb, s.lr, s.weight_decay, s.momentum, s.dampening,
+                                   s.nesterov, s.first_step, p, mb);
+    }
+    check_halide_status(status, "sgd_update");
+}
+
+void adamw_update(at::Tensor &theta, at::Tensor &m, at::Tensor &v, const Direction &d, const AdamWScalars &s) {
+    check_cpu("adamw_update", "theta", theta);
+    auto p = flat_buffer(theta), bm = flat_buffer(m), bv = flat_buffer(v), ga = flat_buffer(*d.a);
+    int status;
+    if (d.b != nullptr) {
+        auto gb = flat_buffer(*d.b);
+        status = dtokd_adamw_update2(ga, gb, float(d.coeff_a), float(d.coeff_b), p, bm, bv, s.decay, s.beta1,
+                                     s.beta2, s.eps, s.step_size, s.sqrt_bias2, p, bm, bv);
+    } else {
+        status = dtokd_adamw_update1(ga, float(d.coeff_a), p, bm, bv, s.decay, s.beta1, s.beta2, s.eps,
+                                     s.step_size, s.sqrt_bias2, p, bm, bv);
+    }
+    check_halide_status(status, "adamw_update");
+}
+
+}  // namespace dtokd::detail::halide_backend

@@ -1,0 +1,16 @@
+// One thread count for LibTorch's intra-op pool and Halide's thread pool.
+// OpenMP on the target machines defaults to ONE thread unless told, so the
+// runtime always sets it explicitly.
+#pragma once
+
+namespace dtokd {
+
+// requested > 0: use it; 0: $DTOKD_THREADS if set, else all hardware threads.
+// Returns the count applied to both pools. Throws std::invalid_argument if requested < 0
+// or $DTOKD_THREADS is not a positive integer.
+int configure_threads(int requested = 0);
+
+// The count last applied by configure_threads (0 before the first call).
+int configured_threads();
+
+}  // namespace dtokd
