@@ -1,0 +1,485 @@
+// Kernel-layer benchmarks: every Halide kernel against its LibTorch baselines and
+// a hand-written memory roofline that moves the same bytes, all in one run, for
+// N in {1e4, 1e5, 1e6, 1e7, 5e7} floats per tensor. After the runs a ratio table
+// (speedups, % of roofline) is printed, built from the medians when
+// --benchmark_repetitions > 1 (bench/README.md has the targets and numbers).
+//
+// Constraints: benchmarks are registered N-outer, so all variants of one size run
+// back to back on the same cached gradients (a, b are the two rows of one 2xN
+// tensor, which the stacked-matmul baseline needs without a copy). Byte counts are
+// the algorithmic minimum of the fused kernel (Gram 2N reads, SGD 4N reads + 2N
+// writes, AdamW 5N + 3N), the same for every variant of a kernel, so GB/s is an
+// effective bandwidth and ratios of GB/s are ratios of time.
+#include <ATen/Parallel.h>
+#include <benchmark/benchmark.h>
+#include <immintrin.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels.h"
+#include "threads.h"
+
+namespace {
+
+using dtokd::KernelBackend;
+
+constexpr double kLossDistill = 0.7, kLossTask = 1.3, kEps = 1e-8;
+constexpr double kPi1 = 0.4, kPi2 = 0.6;
+constexpr int64_t kSizes[] = {10'000, 100'000, 1'000'000, 10'000'000, 50'000'000};
+
+// ---------------------------------------------------------------------------------
+// Shared inputs: the two raw gradients of the current N, kept while that N runs.
+
+struct Gradients {
+    int64_t n = 0;
+    at::Tensor ab;  // [2, N]: row 0 = a (distill), row 1 = b (task)
+    at::Tensor a, b;
+};
+
+const Gradients &gradients(int64_t n) {
+    static std::unique_ptr<Gradients> cached;
+    if (!cached || cached->n != n) {
+        cached.reset();  // free the previous size before allocating the next
+        auto g = std::make_unique<Gradients>();
+        g->n = n;
+        torch::manual_seed(0);
+        g->ab = torch::randn({2, n});
+        g->a = g->ab[0];
+        g->b = g->ab[1];
+        cached = std::move(g);
+    }
+    return *cached;
+}
+
+void set_bytes(benchmark::State &state, int64_t bytes_per_iteration) {
+    state.SetBytesProcessed(state.iterations() * bytes_per_iteration);
+    state.counters["GBps"] =
+        benchmark::Counter(double(bytes_per_iteration) / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// ---------------------------------------------------------------------------------
+// Roofline loops: the least work that still touches every byte once, AVX-512 where
+// the CPU has it (the bench is built for baseline x86-64, so it is chosen at run
+// time), split across the configured threads with at::parallel_for: one contiguous
+// range per thread. Below kRooflineGrain elements one thread does it all (faster
+// than waking the pool for in-cache sizes; measured, bench/README.md).
+
+constexpr int64_t kRooflineGrain = 1 << 15;
+
+__attribute__((target("avx512f"))) float read2_avx512(const float *a, const float *b, int64_t n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        s0 = _mm512_add_ps(s0, _mm512_loadu_ps(a + i));
+        s1 = _mm512_add_ps(s1, _mm512_loadu_ps(a + i + 16));
+        s2 = _mm512_add_ps(s2, _mm512_loadu_ps(a + i + 32));
+        s3 = _mm512_add_ps(s3, _mm512_loadu_ps(a + i + 48));
+        s4 = _mm512_add_ps(s4, _mm512_loadu_ps(b + i));
+        s5 = _mm512_add_ps(s5, _mm512_loadu_ps(b + i + 16));
+        s6 = _mm512_add_ps(s6, _mm512_loadu_ps(b + i + 32));
+        s7 = _mm512_add_ps(s7, _mm512_loadu_ps(b + i + 48));
+    }
+    const __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)),
+                                   _mm512_add_ps(_mm512_add_ps(s4, s5), _mm512_add_ps(s6, s7)));
+    float r = _mm512_reduce_add_ps(s);
+    for (; i < n; i++) r += a[i] + b[i];
+    return r;
+}
+
+float read2_generic(const float *a, const float *b, int64_t n) {
+    float acc[16] = {};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += a[i + j] + b[i + j];
+    float r = 0;
+    for (float v : acc) r += v;
+    for (; i < n; i++) r += a[i] + b[i];
+    return r;
+}
+
+// SGD-shaped in-place pass: reads theta, buf, a, b; writes theta, buf.
+__attribute__((target("avx512f"))) void rw42_avx512(float *theta, float *buf, const float *a, const float *b,
+                                                    int64_t n) {
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        for (int64_t k = i; k < i + 32; k += 16) {
+            const __m512 m = _mm512_add_ps(_mm512_loadu_ps(buf + k), _mm512_loadu_ps(a + k));
+            const __m512 t = _mm512_add_ps(_mm512_loadu_ps(theta + k), _mm512_loadu_ps(b + k));
+            _mm512_storeu_ps(buf + k, m);
+            _mm512_storeu_ps(theta + k, t);
+        }
+    }
+    for (; i < n; i++) {
+        buf[i] += a[i];
+        theta[i] += b[i];
+    }
+}
+
+void rw42_generic(float *theta, float *buf, const float *a, const float *b, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        buf[i] += a[i];
+        theta[i] += b[i];
+    }
+}
+
+// AdamW-shaped in-place pass: reads theta, m, v, a, b; writes theta, m, v.
+__attribute__((target("avx512f"))) void rw53_avx512(float *theta, float *m, float *v, const float *a,
+                                                    const float *b, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 va = _mm512_loadu_ps(a + i), vb = _mm512_loadu_ps(b + i);
+        _mm512_storeu_ps(m + i, _mm512_add_ps(_mm512_loadu_ps(m + i), va));
+        _mm512_storeu_ps(v + i, _mm512_add_ps(_mm512_loadu_ps(v + i), vb));
+        _mm512_storeu_ps(theta + i, _mm512_add_ps(_mm512_loadu_ps(theta + i), _mm512_sub_ps(va, vb)));
+    }
+    for (; i < n; i++) {
+        m[i] += a[i];
+        v[i] += b[i];
+        theta[i] += a[i] - b[i];
+    }
+}
+
+void rw53_generic(float *theta, float *m, float *v, const float *a, const float *b, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        m[i] += a[i];
+        v[i] += b[i];
+        theta[i] += a[i] - b[i];
+    }
+}
+
+const bool kHasAvx512 = __builtin_cpu_supports("avx512f");
+
+float read2(const float *a, const float *b, int64_t n) {
+    // One padded slot per thread: no false sharing between the partial sums.
+    struct alignas(64) Slot {
+        float v = 0;
+    };
+    std::vector<Slot> partial(size_t(at::get_num_threads()));
+    at::parallel_for(0, n, kRooflineGrain, [&](int64_t begin, int64_t end) {
+        const float s = kHasAvx512 ? read2_avx512(a + begin, b + begin, end - begin)
+                                   : read2_generic(a + begin, b + begin, end - begin);
+        partial[size_t(at::get_thread_num())].v += s;
+    });
+    float r = 0;
+    for (const Slot &s : partial) r += s.v;
+    return r;
+}
+
+// ---------------------------------------------------------------------------------
+// Gram
+
+void bm_roofline_read2n(benchmark::State &state, int64_t n) {
+    const Gradients &g = gradients(n);
+    const float *a = g.a.data_ptr<float>(), *b = g.b.data_ptr<float>();
+    benchmark::DoNotOptimize(read2(a, b, n));
+    for (auto _ : state) benchmark::DoNotOptimize(read2(a, b, n));
+    set_bytes(state, 2 * n * int64_t(sizeof(float)));
+}
+
+void bm_gram_halide(benchmark::State &state, int64_t n) {
+    const Gradients &g = gradients(n);
+    benchmark::DoNotOptimize(dtokd::log_gram(g.a, g.b, kLossDistill, kLossTask, kEps, KernelBackend::halide));
+    for (auto _ : state)
+        benchmark::DoNotOptimize(dtokd::log_gram(g.a, g.b, kLossDistill, kLossTask, kEps, KernelBackend::halide));
+    set_bytes(state, 2 * n * int64_t(sizeof(float)));
+}
+
+dtokd::Gram scale_gram(double aa, double ab, double bb) {
+    const double ld = std::max(kLossDistill, kEps), lt = std::max(kLossTask, kEps);
+    return {aa / (ld * ld), ab / (ld * lt), bb / (lt * lt)};
+}
+
+dtokd::Gram gram_three_dots(const at::Tensor &a, const at::Tensor &b) {
+    return scale_gram(a.dot(a).item<double>(), a.dot(b).item<double>(), b.dot(b).item<double>());
+}
+
+void bm_gram_torch_three_dots(benchmark::State &state, int64_t n) {
+    const Gradients &g = gradients(n);
+    benchmark::DoNotOptimize(gram_three_dots(g.a, g.b));
+    for (auto _ : state) benchmark::DoNotOptimize(gram_three_dots(g.a, g.b));
+    set_bytes(state, 2 * n * int64_t(sizeof(float)));
+}
+
+dtokd::Gram gram_stacked_matmul(const at::Tensor &m) {
+    const at::Tensor s = m.mm(m.t());
+    const auto acc = s.accessor<float, 2>();
+    return scale_gram(acc[0][0], acc[0][1], acc[1][1]);
+}
+
+void bm_gram_torch_stacked_matmul(benchmark::State &state, int64_t n) {
+    const Gradients &g = gradients(n);
+    benchmark::DoNotOptimize(gram_stacked_matmul(g.ab));
+    for (auto _ : state) benchmark::DoNotOptimize(gram_stacked_matmul(g.ab));
+    set_bytes(state, 2 * n * int64_t(sizeof(float)));
+}
+
+// ---------------------------------------------------------------------------------
+// Fused SGD (momentum 0.9, weight decay 5e-4, two-gradient DTO direction)
+
+constexpr int64_t kSgdBytes = 6 * int64_t(sizeof(float));  // per element: theta, buf, a, b in; theta, buf out
+
+dtokd::SgdOptions sgd_options() {
+    dtokd::SgdOptions o;
+    o.lr = 0.05;
+    o.momentum = 0.9;
+    o.weight_decay = 5e-4;
+    return o;
+}
+
+dtokd::Direction direction(const Gradients &g) {
+    return dtokd::dto_direction(g.a, g.b, kPi1, kPi2, kLossDistill, kLossTask, kEps);
+}
+
+void bm_roofline_read_write(benchmark::State &state, int64_t n) {
+    const Gradients &g = gradients(n);
+    at::Tensor theta = torch::full({n}, 0.01f), buf = torch::full({n}, 0.01f);
+    float *t = theta.data_ptr<float>(), *m = buf.data_ptr<float>();
+    const float *a = g.a.data_ptr<float>(), *b = g.b.data_ptr<float>();
+    auto pass = [&] {
+        at::parallel_for(0, n, kRooflineGrain, [&](int64_t begin, int64_t end) {
+            (kHasAvx512 ? rw42_avx512 : rw42_generic)(t + begin, m + begin, a + begin, b + begin, end - begin);
+        });
+    };
+    pass();
+    for (auto _ : state) {
+        pass();
+        benchmark::ClobberMemory();
+    }
+    set_bytes(state, n * kSgdBytes);
+}
+
+void bm_sgd_update(benchmark::State &state, int64_t n, KernelBackend backend) {
+    const Gradients &g = gradients(n);
+    at::Tensor theta = torch::full({n}, 0.01f), buf = torch::full({n}, 0.01f);
+    const dtokd::Direction d = direction(g);
+    const dtokd::SgdOptions o = sgd_options();
+    dtokd::sgd_update(theta, buf, d, o, /*first_step=*/true, backend);
+    for (auto _ : state) {
+        dtokd::sgd_update(theta, buf, d, o, /*first_step=*/false, backend);
+        benchmark::ClobberMemory();
+    }
+    set_bytes(state, n * kSgdBytes);
+}
+
+// torch::optim::SGD on a parameter whose .grad is the combined direction; forming
+// it (a*ca + b*cb into a preallocated grad) is timed, as the fused kernel does it.
+void form_direction(at::Tensor &grad, const dtokd::Direction &d) {
+    at::mul_out(grad, *d.a, d.coeff_a);
+    grad.add_(*d.b, d.coeff_b);
+}
+
+void bm_sgd_update_torch_optim(benchmark::State &state, int64_t n) {
+    const Gradients &g = gradients(n);
+    at::Tensor theta = torch::full({n}, 0.01f), grad = torch::empty({n});
+    theta.set_requires_grad(true);
+    theta.mutable_grad() = grad;
+    const dtokd::Direction d = direction(g);
+    const dtokd::SgdOptions o = sgd_options();
+    torch::optim::SGD optimizer({theta},
+                                torch::optim::SGDOptions(o.lr).momentum(o.momentum).weight_decay(o.weight_decay));
+    form_direction(grad, d);
+    optimizer.step();  // creates the momentum buffer
+    for (auto _ : state) {
+        form_direction(grad, d);
+        optimizer.step();
+        benchmark::ClobberMemory();
+    }
+    set_bytes(state, n * kSgdBytes);
+}
+
+// ---------------------------------------------------------------------------------
+// Fused AdamW (lr 1e-3, betas 0.9/0.999, eps 1e-8, weight decay 1e-2)
+
+constexpr int64_t kAdamWBytes = 8 * int64_t(sizeof(float));  // theta, m, v, a, b in; theta, m, v out
+
+void bm_roofline_read_write_adamw(benchmark::State &state, int64_t n) {
+    const Gradients &g = gradients(n);
+    at::Tensor theta = torch::full({n}, 0.01f), m = torch::full({n}, 0.01f), v = torch::full({n}, 0.01f);
+    float *t = theta.data_ptr<float>(), *pm = m.data_ptr<float>(), *pv = v.data_ptr<float>();
+    const float *a = g.a.data_ptr<float>(), *b = g.b.data_ptr<float>();
+    auto pass = [&] {
+        at::parallel_for(0, n, kRooflineGrain, [&](int64_t begin, int64_t end) {
+            (kHasAvx512 ? rw53_avx512 : rw53_generic)(t + begin, pm + begin, pv + begin, a + begin, b + begin,
+                                                      end - begin);
+        });
+    };
+    pass();
+    for (auto _ : state) {
+        pass();
+        benchmark::ClobberMemory();
+    }
+    set_bytes(state, n * kAdamWBytes);
+}
+
+void bm_adamw_update(benchmark::State &state, int64_t n, KernelBackend backend) {
+    const Gradients &g = gradients(n);
+    at::Tensor theta = torch::full({n}, 0.01f), m = torch::zeros({n}), v = torch::zeros({n});
+    const dtokd::Direction d = direction(g);
+    const dtokd::AdamWOptions o;
+    int64_t step = 1;
+    dtokd::adamw_update(theta, m, v, d, o, step++, backend);
+    for (auto _ : state) {
+        dtokd::adamw_update(theta, m, v, d, o, step++, backend);
+        benchmark::ClobberMemory();
+    }
+    set_bytes(state, n * kAdamWBytes);
+}
+
+void bm_adamw_update_torch_optim(benchmark::State &state, int64_t n) {
+    const Gradients &g = gradients(n);
+    at::Tensor theta = torch::full({n}, 0.01f), grad = torch::empty({n});
+    theta.set_requires_grad(true);
+    theta.mutable_grad() = grad;
+    const dtokd::Direction d = direction(g);
+    const dtokd::AdamWOptions o;
+    torch::optim::AdamW optimizer(
+        {theta},
+        torch::optim::AdamWOptions(o.lr).betas({o.beta1, o.beta2}).eps(o.eps).weight_decay(o.weight_decay));
+    form_direction(grad, d);
+    optimizer.step();  // creates exp_avg, exp_avg_sq
+    for (auto _ : state) {
+        form_direction(grad, d);
+        optimizer.step();
+        benchmark::ClobberMemory();
+    }
+    set_bytes(state, n * kAdamWBytes);
+}
+
+// ---------------------------------------------------------------------------------
+// Registration, N-outer so that every ratio compares runs made seconds apart.
+
+template <typename Fn>
+void add(const char *name, int64_t n, Fn fn) {
+    benchmark::Benchmark *b = benchmark::RegisterBenchmark(name, [n, fn](benchmark::State &s) { fn(s, n); });
+    b->Arg(n)->UseRealTime()->Unit(benchmark::kMicrosecond);
+    // Enough iterations for a stable mean at small N, a bounded wall time at large N.
+    b->MinTime(n >= 10'000'000 ? 0.5 : 0.2);
+}
+
+void register_benchmarks() {
+    for (int64_t n : kSizes) {
+        add("BM_Roofline_Read2N", n, bm_roofline_read2n);
+        add("BM_Gram_Halide", n, bm_gram_halide);
+        add("BM_Gram_TorchThreeDots", n, bm_gram_torch_three_dots);
+        add("BM_Gram_TorchStackedMatmul", n, bm_gram_torch_stacked_matmul);
+        add("BM_Roofline_ReadWrite", n, bm_roofline_read_write);
+        add("BM_SgdUpdate_Halide", n, [](benchmark::State &s, int64_t size) { bm_sgd_update(s, size, KernelBackend::halide); });
+        add("BM_SgdUpdate_TorchOpByOp", n,
+            [](benchmark::State &s, int64_t size) { bm_sgd_update(s, size, KernelBackend::torch); });
+        add("BM_SgdUpdate_TorchOptim", n, bm_sgd_update_torch_optim);
+        add("BM_Roofline_ReadWriteAdamW", n, bm_roofline_read_write_adamw);
+        add("BM_AdamWUpdate_Halide", n,
+            [](benchmark::State &s, int64_t size) { bm_adamw_update(s, size, KernelBackend::halide); });
+        add("BM_AdamWUpdate_TorchOpByOp", n,
+            [](benchmark::State &s, int64_t size) { bm_adamw_update(s, size, KernelBackend::torch); });
+        add("BM_AdamWUpdate_TorchOptim", n, bm_adamw_update_torch_optim);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Ratio table: the console reporter, plus the real time of every (name, N), taken
+// from the median aggregate when repetitions produce one.
+
+class RatioReporter : public benchmark::ConsoleReporter {
+public:
+    using ConsoleReporter::ConsoleReporter;
+
+    void ReportRuns(const std::vector<Run> &runs) override {
+        ConsoleReporter::ReportRuns(runs);
+        for (const Run &r : runs) {
+            if (r.error_occurred) continue;
+            const bool median = r.run_type == Run::RT_Aggregate && r.aggregate_name == "median";
+            if (r.run_type == Run::RT_Aggregate && !median) continue;
+            const Key key{r.run_name.function_name, std::stoll(r.run_name.args)};
+            const double seconds = r.GetAdjustedRealTime() / benchmark::GetTimeUnitMultiplier(r.time_unit);
+            if (median)
+                median_[key] = seconds;
+            else
+                last_[key] = seconds;
+        }
+    }
+
+    void print_ratios(std::ostream &os) const {
+        char line[256];
+        os << "\nRatios (real time; medians when --benchmark_repetitions > 1). xA = A's time / Halide's time;\n"
+              "%roof = roofline time / Halide time for the same bytes. Targets: Gram >= 1.8x three-dots and\n"
+              ">= 85% of Read2N at N >= 1e7; fused update >= 2x op-by-op at N >= 1e6 (! = missed).\n";
+        std::snprintf(line, sizeof line, "%10s | %10s %10s %8s | %10s %10s %8s | %10s %10s %8s\n", "N",
+                      "Gram x3dot", "Gram xmm", "%roof", "SGD xop", "SGD xoptim", "%roof", "AdamW xop",
+                      "AdamW xopt", "%roof");
+        os << line;
+        for (int64_t n : kSizes) {
+            const bool big = n >= 10'000'000, mid = n >= 1'000'000;
+            std::string cells;
+            cells += cell(ratio("BM_Gram_TorchThreeDots", "BM_Gram_Halide", n), 1.8, big, false);
+            cells += cell(ratio("BM_Gram_TorchStackedMatmul", "BM_Gram_Halide", n), 0, false, false);
+            cells += cell(ratio("BM_Roofline_Read2N", "BM_Gram_Halide", n), 0.85, big, true);
+            cells += "|";
+            cells += cell(ratio("BM_SgdUpdate_TorchOpByOp", "BM_SgdUpdate_Halide", n), 2.0, mid, false);
+            cells += cell(ratio("BM_SgdUpdate_TorchOptim", "BM_SgdUpdate_Halide", n), 0, false, false);
+            cells += cell(ratio("BM_Roofline_ReadWrite", "BM_SgdUpdate_Halide", n), 0, false, true);
+            cells += "|";
+            cells += cell(ratio("BM_AdamWUpdate_TorchOpByOp", "BM_AdamWUpdate_Halide", n), 2.0, mid, false);
+            cells += cell(ratio("BM_AdamWUpdate_TorchOptim", "BM_AdamWUpdate_Halide", n), 0, false, false);
+            cells += cell(ratio("BM_Roofline_ReadWriteAdamW", "BM_AdamWUpdate_Halide", n), 0, false, true);
+            std::snprintf(line, sizeof line, "%10lld |%s\n", static_cast<long long>(n), cells.c_str());
+            os << line;
+        }
+        os.flush();
+    }
+
+private:
+    using Key = std::pair<std::string, int64_t>;
+    std::map<Key, double> median_, last_;
+
+    double time(const std::string &name, int64_t n) const {
+        const Key key{name, n};
+        if (auto it = median_.find(key); it != median_.end()) return it->second;
+        if (auto it = last_.find(key); it != last_.end()) return it->second;
+        return -1;
+    }
+    double ratio(const std::string &num, const std::string &den, int64_t n) const {
+        const double a = time(num, n), b = time(den, n);
+        return a > 0 && b > 0 ? a / b : -1;
+    }
+    // A right-aligned 10-wide cell ("-" when not run), marked '!' when a checked target is missed.
+    static std::string cell(double r, double target, bool checked, bool percent) {
+        char buf[32];
+        if (r < 0) {
+            std::snprintf(buf, sizeof buf, percent ? " %8s" : " %10s", "-");
+        } else {
+            const char mark = checked && r < target ? '!' : ' ';
+            if (percent)
+                std::snprintf(buf, sizeof buf, " %6.1f%%%c", 100 * r, mark);
+            else
+                std::snprintf(buf, sizeof buf, " %8.2fx%c", r, mark);
+        }
+        return buf;
+    }
+};
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    const int threads = dtokd::configure_threads(0);
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    benchmark::AddCustomContext("dtokd_threads", std::to_string(threads));
+    benchmark::AddCustomContext("roofline_isa", kHasAvx512 ? "avx512f" : "generic");
+    register_benchmarks();
+    RatioReporter reporter(isatty(STDOUT_FILENO) ? benchmark::ConsoleReporter::OO_ColorTabular
+                                                 : benchmark::ConsoleReporter::OO_Tabular);
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+    reporter.print_ratios(std::cout);
+    benchmark::Shutdown();
+    return 0;
+}

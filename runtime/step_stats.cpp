@@ -1,0 +1,89 @@
+// See step_stats.h.
+#include "step_stats.h"
+
+#include <cmath>
+#include <sstream>
+#include <stdexcept>
+
+namespace dtokd {
+
+void StepStatsWindow::Mean::add(double v) {
+    if (std::isfinite(v)) {
+        sum += v;
+        n++;
+    }
+}
+
+double StepStatsWindow::Mean::value() const { return n > 0 ? sum / double(n) : StepStats::nan; }
+
+void StepStatsWindow::add(const StepStats &s) {
+    count_++;
+    if (s.skipped) {
+        skipped_++;
+        return;
+    }
+    exact_ += s.exact ? 1 : 0;
+    loss_distill_.add(s.loss_distill);
+    loss_task_.add(s.loss_task);
+    pi1_.add(s.pi1);
+    pi2_.add(s.pi2);
+    if (std::isfinite(s.cos_ab)) {
+        cos_seen_++;
+        conflicts_ += s.cos_ab < 0 ? 1 : 0;
+    }
+    cos_.add(s.cos_ab);
+    if (s.norm_ratio > 0) log_norm_ratio_.add(std::log(s.norm_ratio));
+    a_dot_g_.add(s.a_dot_g);
+    b_dot_g_.add(s.b_dot_g);
+    improve_distill_.add(s.improve_distill);
+    improve_task_.add(s.improve_task);
+    seconds_.add(s.seconds);
+}
+
+namespace {
+void put(std::ostringstream &os, const char *key, double v) {
+    os << ",\"" << key << "\":";
+    if (std::isfinite(v))
+        os << v;
+    else
+        os << "null";
+}
+}  // namespace
+
+std::string StepStatsWindow::to_json(int64_t last_step) const {
+    std::ostringstream os;
+    os.precision(8);
+    os << "{\"step\":" << last_step << ",\"steps\":" << count_ << ",\"skipped\":" << skipped_
+       << ",\"exact_steps\":" << exact_;
+    put(os, "loss_distill", loss_distill_.value());
+    put(os, "loss_task", loss_task_.value());
+    put(os, "pi1", pi1_.value());
+    put(os, "pi2", pi2_.value());
+    put(os, "cos_ab", cos_.value());
+    put(os, "conflict_fraction", cos_seen_ > 0 ? double(conflicts_) / double(cos_seen_) : StepStats::nan);
+    // Geometric mean: the ratio spans orders of magnitude.
+    put(os, "norm_ratio", std::exp(log_norm_ratio_.value()));
+    put(os, "a_dot_g", a_dot_g_.value());
+    put(os, "b_dot_g", b_dot_g_.value());
+    put(os, "improve_distill", improve_distill_.value());
+    put(os, "improve_task", improve_task_.value());
+    put(os, "step_seconds", seconds_.value());
+    os << "}";
+    return os.str();
+}
+
+void NonFiniteGuard::record(const StepStats &s) {
+    if (!s.skipped) {
+        consecutive_ = 0;
+        return;
+    }
+    total_++;
+    if (++consecutive_ >= limit_) {
+        std::ostringstream os;
+        os << "training stopped at step " << s.step << ": " << consecutive_
+           << " consecutive steps skipped (limit " << limit_ << "); last reason: " << s.skip_reason;
+        throw std::runtime_error(os.str());
+    }
+}
+
+}  // namespace dtokd

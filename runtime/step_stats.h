@@ -1,0 +1,63 @@
+// Per-step diagnostics every policy records from numbers it already computed,
+// their aggregation per log interval (one JSON object per interval), and the
+// guard that stops training after too many consecutive non-finite steps.
+#pragma once
+#include <cstdint>
+#include <limits>
+#include <string>
+
+namespace dtokd {
+
+struct StepStats {
+    static constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+    int64_t step = 0;
+    double loss_distill = nan, loss_task = nan;  // before the update
+    double pi1 = nan, pi2 = nan;                 // weights of grad log L_distill, grad log L_task
+    double cos_ab = nan;                         // cos(grad L_d, grad L_t): conflict when < 0
+    double norm_ratio = nan;                     // ||grad L_d|| / ||grad L_t||: dominance
+    double a_dot_g = nan, b_dot_g = nan;         // <grad log L_i, g*> (exact policies)
+    double improve_distill = nan, improve_task = nan;  // log L(before) - log L(after) (amortized)
+    double direction_norm = nan;                 // ||update direction|| before clipping
+    bool exact = false;                          // an exact (two-backward) DTO step
+    bool skipped = false;
+    std::string skip_reason;
+    double seconds = 0;
+};
+
+// Means over the steps of one log interval. Fields that were NaN for a step are
+// averaged over the steps that had them.
+class StepStatsWindow {
+public:
+    void add(const StepStats &s);
+    int64_t count() const { return count_; }
+    // {"steps":..,"loss_distill":..,..,"conflict_fraction":..} (no trailing newline).
+    std::string to_json(int64_t last_step) const;
+    void clear() { *this = StepStatsWindow(); }
+
+private:
+    struct Mean {
+        double sum = 0;
+        int64_t n = 0;
+        void add(double v);
+        double value() const;
+    };
+    int64_t count_ = 0, skipped_ = 0, exact_ = 0, conflicts_ = 0, cos_seen_ = 0;
+    Mean loss_distill_, loss_task_, pi1_, pi2_, cos_, log_norm_ratio_, a_dot_g_, b_dot_g_;
+    Mean improve_distill_, improve_task_, seconds_;
+};
+
+// Throws std::runtime_error after `limit` consecutive skipped steps, naming the
+// step and the reason of the last one.
+class NonFiniteGuard {
+public:
+    explicit NonFiniteGuard(int limit) : limit_(limit) {}
+    void record(const StepStats &s);
+    int64_t total_skipped() const { return total_; }
+
+private:
+    int limit_;
+    int consecutive_ = 0;
+    int64_t total_ = 0;
+};
+
+}  // namespace dtokd
