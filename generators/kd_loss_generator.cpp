@@ -89,9 +89,11 @@ public:
             // Row tiles in parallel; row statistics per tile, gradients vectorized over classes.
             // Measured at B=128, C=10/100 on 2-core AVX-512: a few microseconds (bench/README.md).
             Var io, ii;
-            for (Func f : row_stats) f.compute_root().parallel(i, rows_per_task);
-            row_task.compute_root().parallel(i, rows_per_task);
-            row_kl.compute_root().parallel(i, rows_per_task);
+            // GuardWithIf: the default (ShiftInwards) shifts the last tile to start at
+            // batch - rows_per_task, i.e. reads rows < 0 when batch < rows_per_task.
+            for (Func f : row_stats) f.compute_root().parallel(i, rows_per_task, TailStrategy::GuardWithIf);
+            row_task.compute_root().parallel(i, rows_per_task, TailStrategy::GuardWithIf);
+            row_kl.compute_root().parallel(i, rows_per_task, TailStrategy::GuardWithIf);
             kl_term.compute_at(row_kl, i).vectorize(c, vector_width, TailStrategy::GuardWithIf);
             grad_task.split(i, io, ii, rows_per_task, TailStrategy::GuardWithIf).parallel(io)
                 .vectorize(c, vector_width, TailStrategy::GuardWithIf);
