@@ -1,19 +1,97 @@
-// The dtokd command line. Only main() decides exit codes: every error from the
-// library is one exception with a clear message, printed once, exit code 1.
+// The dtokd command line: train | distill | eval | info, and the default job
+// (no subcommand). Options come from a TOML config file (--config, CLI11's TOML
+// reader; unknown keys and wrong types are errors naming the key) overridden by
+// flags. Only main() decides exit codes: every library error is one exception
+// with a clear message, printed once, exit code 1.
 #include <CLI/CLI.hpp>
 
 #include <exception>
 #include <iostream>
 
 #include "build_info.h"
+#include "default_job.h"
+#include "kernels.h"
 #include "threads.h"
+#include "train_config.h"
+#include "trainer.h"
 
-int main(int argc, char **argv) {
-    CLI::App app{"dtokd: knowledge distillation with DTO-KD (Halide kernels + LibTorch)"};
+namespace {
+
+using dtokd::TrainConfig;
+
+void add_common_options(CLI::App *app, TrainConfig &c) {
+    app->set_config("--config", "", "TOML config file (keys are the long option names; flags override it)");
+    app->allow_config_extras(CLI::config_extras_mode::error);
+    app->add_option("--dataset", c.dataset, "fashion-mnist | mnist | cifar10 | cifar100")->capture_default_str();
+    app->add_option("--data", c.data_dir, "dataset folder (default: the Debian fashion-mnist package)");
+    app->add_option("--model", c.model, "zoo model to train (the student)")->capture_default_str();
+    app->add_option("--out", c.out, "run directory to create (never overwritten)");
+    app->add_flag("--augment,!--no-augment", c.augment, "random crop (padding 4) + horizontal flip")
+        ->capture_default_str();
+    app->add_option("--batch-size", c.batch_size)->capture_default_str()->check(CLI::PositiveNumber);
+    app->add_option("--epochs", c.epochs)->capture_default_str()->check(CLI::PositiveNumber);
+    app->add_option("--max-steps", c.max_steps, "stop after this many steps (0 = all)")->capture_default_str();
+    app->add_option("--optimizer", c.optimizer, "sgd | adamw")->capture_default_str();
+    app->add_option("--lr", c.lr)->capture_default_str();
+    app->add_option("--momentum", c.momentum)->capture_default_str();
+    app->add_option("--weight-decay", c.weight_decay)->capture_default_str();
+    app->add_flag("--nesterov,!--no-nesterov", c.nesterov)->capture_default_str();
+    app->add_option("--schedule", c.schedule, "cosine | step | constant")->capture_default_str();
+    app->add_option("--milestones", c.milestones, "step schedule epochs")->capture_default_str()->expected(0, -1);
+    app->add_option("--gamma", c.gamma, "step schedule factor")->capture_default_str();
+    app->add_option("--label-smoothing", c.label_smoothing)->capture_default_str();
+    app->add_option("--seed", c.seed)->capture_default_str();
+    app->add_option("--log-interval", c.log_interval, "steps per metrics line")->capture_default_str();
+    app->add_option("--skip-limit", c.skip_limit, "consecutive non-finite steps before stopping")
+        ->capture_default_str();
+    app->add_flag("--progress,!--no-progress", c.progress)->capture_default_str();
+}
+
+void add_distill_options(CLI::App *app, TrainConfig &c) {
+    app->add_option("--method", c.method, "ce | kd | dto | dto-amortized | dto-logit")->capture_default_str();
+    app->add_option("--teacher", c.teacher, "teacher: dtokd checkpoint or TorchScript file");
+    app->add_option("--temperature", c.temperature)->capture_default_str();
+    app->add_option("--alpha-distill", c.alpha_distill, "kd: weight of L_distill")->capture_default_str();
+    app->add_option("--alpha-task", c.alpha_task, "kd: weight of L_task")->capture_default_str();
+    app->add_option("--eps", c.eps, "log-loss floor")->capture_default_str();
+    app->add_option("--clip-norm", c.clip_norm, "clip the update direction's global norm (0 = off)")
+        ->capture_default_str();
+    app->add_option("--dto-lr", c.amortized_lr, "dto-amortized: lr of the trade-off logits")->capture_default_str();
+    app->add_option("--dto-decay", c.amortized_decay, "dto-amortized: their weight decay")->capture_default_str();
+    app->add_option("--dto-refresh", c.dto_refresh, "dto-amortized: exact step every K steps (0 = never)")
+        ->capture_default_str();
+    app->add_option("--cache-dir", c.cache_dir, "teacher-logit cache folder (default: <out>/../cache)");
+    app->add_flag("--teacher-cache,!--no-teacher-cache", c.teacher_cache)->capture_default_str();
+}
+
+int run(int argc, char **argv) {
+    CLI::App app{"dtokd: knowledge distillation with DTO-KD (Halide kernels + LibTorch).\n"
+                 "Without a subcommand it runs the default job: a Fashion-MNIST teacher, then a\n"
+                 "DTO-KD student, and a table of their test accuracies."};
     app.require_subcommand(0, 1);
     int threads = 0;
+    std::string kernels = "halide";
     app.add_option("--threads", threads, "LibTorch and Halide threads (0 = $DTOKD_THREADS or all)")
         ->check(CLI::NonNegativeNumber);
+    app.add_option("--kernels", kernels, "halide | torch")->capture_default_str();
+    std::string root = "runs/default";
+    app.add_option("--root", root, "default job: its run folder")->capture_default_str();
+
+    TrainConfig train_cfg, distill_cfg, eval_cfg;
+    train_cfg.model = "cnn_large";
+    CLI::App *train = app.add_subcommand("train", "Train a zoo model with cross-entropy (teacher / student alone)");
+    add_common_options(train, train_cfg);
+
+    CLI::App *distill = app.add_subcommand("distill", "Distill a student from a teacher");
+    distill_cfg.method = "dto";
+    add_common_options(distill, distill_cfg);
+    add_distill_options(distill, distill_cfg);
+
+    CLI::App *eval = app.add_subcommand("eval", "Test accuracy of a checkpoint or TorchScript model");
+    std::string checkpoint;
+    eval->add_option("checkpoint", checkpoint, "dtokd checkpoint or TorchScript file")->required();
+    eval->add_option("--dataset", eval_cfg.dataset)->capture_default_str();
+    eval->add_option("--data", eval_cfg.data_dir);
 
     CLI::App *info = app.add_subcommand("info", "Print kernel targets, threads, versions and CPU features");
 
@@ -23,15 +101,42 @@ int main(int argc, char **argv) {
         return app.exit(e);
     }
 
+    dtokd::configure_threads(threads);
+    dtokd::parse_kernel_backend(kernels);  // validate early
+    if (info->parsed()) {
+        std::cout << dtokd::format_build_info(dtokd::build_info());
+        return 0;
+    }
+    if (train->parsed() || distill->parsed()) {
+        TrainConfig &cfg = train->parsed() ? train_cfg : distill_cfg;
+        CLI::App *sub = train->parsed() ? train : distill;
+        cfg.kernels = kernels;
+        cfg.threads = threads;
+        if (train->parsed()) cfg.method = "ce";
+        const std::string resolved = sub->config_to_str(/*default_also=*/true, /*write_description=*/false);
+        const dtokd::RunResult r = dtokd::run_training(cfg, resolved);
+        std::cout << dtokd::summary_json(cfg, r) << "\n";
+        std::cerr << "run written to " << r.run_dir << "\n";
+        return 0;
+    }
+    if (eval->parsed()) {
+        const double acc = dtokd::evaluate_checkpoint(checkpoint, eval_cfg);
+        std::cout << "test accuracy " << acc << "\n";
+        return 0;
+    }
+    dtokd::DefaultJobOptions job;
+    job.root = root;
+    job.kernels = kernels;
+    return dtokd::run_default_job(job);
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
     try {
-        dtokd::configure_threads(threads);
-        if (info->parsed() || app.get_subcommands().empty()) {
-            std::cout << dtokd::format_build_info(dtokd::build_info());
-            return 0;
-        }
+        return run(argc, argv);
     } catch (const std::exception &e) {
         std::cerr << "dtokd: error: " << e.what() << "\n";
         return 1;
     }
-    return 0;
 }

@@ -1,0 +1,179 @@
+// One training step of every trade-off policy on the same small CNN student
+// (cnn_small, 1x28x28, 10 classes, batch 128) with a frozen teacher's logits
+// precomputed (as the teacher-logit cache does), measured side by side in one
+// run, plus the pieces the targets are stated in: one extra student backward,
+// one no-grad student forward (the amortized re-evaluation) and the DTO
+// arithmetic (Gram + closed form + fused update). Ratios print at the end.
+//   build/bench/bm_step [--benchmark_repetitions=3]
+#include <benchmark/benchmark.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "flat_arena.h"
+#include "frozen_buffers.h"
+#include "fused_optimizer.h"
+#include "kernels.h"
+#include "logit_kd_pair.h"
+#include "min_norm.h"
+#include "model_handle.h"
+#include "threads.h"
+#include "tradeoff_policy.h"
+
+namespace {
+
+constexpr int64_t kBatch = 128;
+
+// Student, arena, optimizer, policy and one fixed batch.
+struct StepSetup {
+    dtokd::ModelHandle student;
+    std::unique_ptr<dtokd::FlatArena> arena;
+    std::unique_ptr<dtokd::FusedOptimizer> optimizer;
+    std::unique_ptr<dtokd::TradeoffPolicy> policy;
+    torch::Tensor images, labels, teacher_logits;
+
+    explicit StepSetup(const std::string &method) {
+        torch::manual_seed(0);
+        student = dtokd::build_model("cnn_small", 1, 28, 28, 10);
+        dtokd::ModelHandle teacher = dtokd::build_model("cnn_large", 1, 28, 28, 10);
+        images = torch::randn({kBatch, 1, 28, 28});
+        labels = torch::randint(0, 10, {kBatch}, torch::kLong);
+        {
+            torch::NoGradGuard no_grad;
+            teacher.set_train(false);
+            teacher_logits = teacher.forward(images).contiguous();
+        }
+        dtokd::PolicyConfig pc;
+        pc.method = method;
+        policy = dtokd::make_policy(pc);
+        arena = std::make_unique<dtokd::FlatArena>(*student.module, std::max(2, policy->gradient_arenas()));
+        dtokd::OptimizerConfig oc;
+        oc.sgd.lr = 1e-3;  // small: the benchmark runs thousands of steps on one batch
+        optimizer = std::make_unique<dtokd::FusedOptimizer>(arena->params(), oc, dtokd::KernelBackend::halide);
+        student.set_train(true);
+    }
+
+    dtokd::LogitKdPair objectives() {
+        const torch::Tensor x = images;
+        dtokd::ModelHandle &s = student;
+        return dtokd::LogitKdPair([&s, x] { return s.forward(x); }, *student.module, teacher_logits, labels, {},
+                                  dtokd::KernelBackend::halide);
+    }
+};
+
+void BM_Step(benchmark::State &state, const std::string &method) {
+    StepSetup setup(method);
+    dtokd::PolicyContext ctx{*setup.arena, *setup.optimizer, dtokd::KernelBackend::halide};
+    int64_t step = 1;  // not 0: dto-amortized's refresh (off here) and SGD's first step are not timed
+    for (int warmup = 0; warmup < 5; warmup++) {  // first calls allocate and JIT (oneDNN)
+        dtokd::LogitKdPair pair = setup.objectives();
+        setup.policy->step(pair, ctx, step++);
+    }
+    for (auto _ : state) {
+        dtokd::LogitKdPair pair = setup.objectives();
+        benchmark::DoNotOptimize(setup.policy->step(pair, ctx, step++));
+    }
+    state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
+// One student backward alone: forward once, then backward repeatedly on the retained graph.
+void BM_StudentBackward(benchmark::State &state) {
+    StepSetup setup("kd");
+    dtokd::LogitKdPair pair = setup.objectives();
+    for (int warmup = 0; warmup < 5; warmup++) pair.backward(0.9, 0.1, /*retain_graph=*/true);
+    for (auto _ : state) {
+        setup.arena->route_gradients_to(1);
+        pair.backward(0.9, 0.1, /*retain_graph=*/true);
+    }
+}
+
+// The amortized policy's extra work: a no-grad forward with frozen BatchNorm stats and the KD kernel.
+void BM_StudentReevaluate(benchmark::State &state) {
+    StepSetup setup("kd");
+    dtokd::LogitKdPair pair = setup.objectives();
+    for (int warmup = 0; warmup < 5; warmup++) pair.reevaluate();
+    for (auto _ : state) benchmark::DoNotOptimize(pair.reevaluate());
+}
+
+// Gram of the two arenas + closed form + fused two-gradient SGD update.
+void BM_DtoArithmetic(benchmark::State &state) {
+    StepSetup setup("dto");
+    dtokd::FlatArena &arena = *setup.arena;
+    arena.gradients(0).normal_();
+    arena.gradients(1).normal_();
+    for (auto _ : state) {
+        const dtokd::Gram g = dtokd::log_gram(arena.gradients(0), arena.gradients(1), 1.3, 0.7, 1e-8,
+                                              dtokd::KernelBackend::halide);
+        const dtokd::Tradeoff t = dtokd::min_norm_tradeoff(g);
+        setup.optimizer->step(arena.params(), dtokd::dto_direction(arena.gradients(0), arena.gradients(1), t.pi1,
+                                                                   t.pi2, 1.3, 0.7, 1e-8));
+    }
+    state.counters["params"] = double(arena.numel());
+}
+
+class StepRatioReporter : public benchmark::ConsoleReporter {
+public:
+    using ConsoleReporter::ConsoleReporter;
+    void ReportRuns(const std::vector<Run> &runs) override {
+        ConsoleReporter::ReportRuns(runs);
+        for (const Run &r : runs) {
+            if (r.error_occurred) continue;
+            const bool median = r.run_type == Run::RT_Aggregate && r.aggregate_name == "median";
+            if (r.run_type == Run::RT_Aggregate && !median) continue;
+            const double s = r.GetAdjustedRealTime() / benchmark::GetTimeUnitMultiplier(r.time_unit);
+            if (median || !median_seen_.count(r.run_name.function_name)) times_[r.run_name.function_name] = s;
+            if (median) median_seen_[r.run_name.function_name] = true;
+        }
+    }
+    void print_ratios() const {
+        auto t = [&](const std::string &n) {
+            auto it = times_.find(n);
+            return it == times_.end() ? -1.0 : it->second;
+        };
+        const double kd = t("BM_Step/kd"), dto = t("BM_Step/dto"), logit = t("BM_Step/dto-logit"),
+                     amort = t("BM_Step/dto-amortized"), ce = t("BM_Step/ce"), bwd = t("BM_StudentBackward"),
+                     reev = t("BM_StudentReevaluate"), arith = t("BM_DtoArithmetic");
+        if (kd <= 0) return;
+        std::printf("\nStep ratios (real time; medians with repetitions). Targets: dto-logit <= 1.02x kd;\n"
+                    "dto-amortized <= 1.25x kd; dto <= 1.05x (kd + one backward); DTO arithmetic <= 3%% of dto.\n");
+        std::printf("  ce / kd                       %6.3f\n", ce / kd);
+        std::printf("  dto-logit / kd                %6.3f %s\n", logit / kd, logit / kd <= 1.02 ? "" : "(missed)");
+        std::printf("  dto-amortized / kd            %6.3f %s  (re-evaluation forward = %.3f of kd)\n", amort / kd,
+                    amort / kd <= 1.25 ? "" : "(missed)", reev / kd);
+        std::printf("  dto / (kd + backward)         %6.3f %s  (one backward = %.3f of kd)\n", dto / (kd + bwd),
+                    dto / (kd + bwd) <= 1.05 ? "" : "(missed)", bwd / kd);
+        std::printf("  DTO arithmetic / dto          %6.2f%% %s\n", 100 * arith / dto,
+                    arith / dto <= 0.03 ? "" : "(missed)");
+        std::printf("  absolute: kd %.3f ms, dto %.3f ms, backward %.3f ms, arithmetic %.3f ms\n", 1e3 * kd,
+                    1e3 * dto, 1e3 * bwd, 1e3 * arith);
+    }
+
+private:
+    std::map<std::string, double> times_;
+    std::map<std::string, bool> median_seen_;
+};
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    const int threads = dtokd::configure_threads(0);
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    benchmark::AddCustomContext("dtokd_threads", std::to_string(threads));
+    for (const std::string &m : dtokd::policy_names())
+        benchmark::RegisterBenchmark(("BM_Step/" + m).c_str(), BM_Step, m)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+    benchmark::RegisterBenchmark("BM_StudentBackward", BM_StudentBackward)->Unit(benchmark::kMillisecond)->UseRealTime();
+    benchmark::RegisterBenchmark("BM_StudentReevaluate", BM_StudentReevaluate)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("BM_DtoArithmetic", BM_DtoArithmetic)->Unit(benchmark::kMicrosecond)->UseRealTime();
+    StepRatioReporter reporter;
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+    reporter.print_ratios();
+    benchmark::Shutdown();
+    return 0;
+}

@@ -1,0 +1,124 @@
+// See batch_loader.h. The producer uses plain loops (no ATen parallel ops) so it
+// never competes with the training step for LibTorch's intra-op thread pool.
+#include "batch_loader.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+
+namespace dtokd {
+
+BatchLoader::BatchLoader(const ImageDataset &data, LoaderOptions options) : data_(data), options_(options) {
+    if (options_.batch_size < 1)
+        throw std::invalid_argument("batch_size is " + std::to_string(options_.batch_size) + "; expected >= 1");
+    if (data_.size() == 0) throw std::invalid_argument(data_.name + ": the dataset is empty");
+    if (int(data_.mean.size()) != data_.channels() || int(data_.std.size()) != data_.channels())
+        throw std::invalid_argument(data_.name + ": normalization needs one mean/std per channel");
+}
+
+BatchLoader::~BatchLoader() { stop(); }
+
+int64_t BatchLoader::batches_per_epoch() const {
+    const int64_t n = data_.size(), b = options_.batch_size;
+    return options_.drop_last ? n / b : (n + b - 1) / b;
+}
+
+void BatchLoader::stop() {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        stop_ = true;
+    }
+    cv_.notify_all();
+    if (worker_.joinable()) worker_.join();
+    queue_.clear();
+    stop_ = false;
+}
+
+void BatchLoader::start_epoch(int epoch) {
+    stop();
+    done_ = false;
+    worker_ = std::thread([this, epoch] { produce(epoch); });
+}
+
+void BatchLoader::produce(int epoch) {
+    const int64_t n = data_.size();
+    std::vector<int64_t> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    // splitmix-style mixing keeps (seed, epoch) streams independent.
+    const uint64_t epoch_seed = options_.seed * 0x9E3779B97F4A7C15ull + uint64_t(epoch) * 0xBF58476D1CE4E5B9ull + 1;
+    if (options_.shuffle) {
+        std::mt19937_64 rng(epoch_seed);
+        std::shuffle(order.begin(), order.end(), rng);
+    }
+    const int64_t batches = batches_per_epoch();
+    for (int64_t b = 0; b < batches; b++) {
+        const int64_t begin = b * options_.batch_size, end = std::min(n, begin + options_.batch_size);
+        std::vector<int64_t> rows(order.begin() + begin, order.begin() + end);
+        Batch batch = make_batch(rows, epoch_seed + uint64_t(b) * 0x94D049BB133111EBull);
+        std::unique_lock<std::mutex> lock(mutex_);
+        cv_.wait(lock, [&] { return stop_ || int(queue_.size()) < options_.prefetch; });
+        if (stop_) return;
+        queue_.push_back(std::move(batch));
+        cv_.notify_all();
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    done_ = true;
+    cv_.notify_all();
+}
+
+Batch BatchLoader::make_batch(const std::vector<int64_t> &rows, uint64_t rng_seed) const {
+    const int64_t bsz = int64_t(rows.size());
+    const int c = data_.channels(), h = data_.height(), w = data_.width(), pad = options_.crop_padding;
+    Batch out;
+    out.images = at::empty({bsz, c, h, w}, at::kFloat);
+    out.labels = at::empty({bsz}, at::kLong);
+    out.indices = at::empty({bsz}, at::kLong);
+    const uint8_t *src = data_.images.data_ptr<uint8_t>();
+    const int64_t *labels = data_.labels.data_ptr<int64_t>();
+    float *dst = out.images.data_ptr<float>();
+    int64_t *out_labels = out.labels.data_ptr<int64_t>(), *out_rows = out.indices.data_ptr<int64_t>();
+    std::mt19937_64 rng(rng_seed);
+    std::uniform_int_distribution<int> shift(-pad, pad);
+    std::bernoulli_distribution coin(0.5);
+    for (int64_t i = 0; i < bsz; i++) {
+        const int64_t row = rows[size_t(i)];
+        out_labels[i] = labels[row];
+        out_rows[i] = row;
+        const int dy = pad > 0 ? shift(rng) : 0, dx = pad > 0 ? shift(rng) : 0;
+        const bool flip = options_.flip && coin(rng);
+        for (int ch = 0; ch < c; ch++) {
+            const uint8_t *plane = src + (row * c + ch) * h * w;
+            float *out_plane = dst + (i * c + ch) * h * w;
+            const float scale = float(1.0 / (255.0 * data_.std[ch])), shift_v = float(-data_.mean[ch] / data_.std[ch]);
+            for (int y = 0; y < h; y++) {
+                const int sy = y + dy;
+                for (int x = 0; x < w; x++) {
+                    const int sx = (flip ? w - 1 - x : x) + dx;
+                    const bool inside = sy >= 0 && sy < h && sx >= 0 && sx < w;
+                    // Padding is zero in pixel space, as torchvision's RandomCrop(padding=...).
+                    const float v = inside ? float(plane[sy * w + sx]) : 0.f;
+                    out_plane[y * w + x] = v * scale + shift_v;
+                }
+            }
+        }
+    }
+    return out;
+}
+
+std::optional<Batch> BatchLoader::next() {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::unique_lock<std::mutex> lock(mutex_);
+    cv_.wait(lock, [&] { return !queue_.empty() || done_; });
+    wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (queue_.empty()) return std::nullopt;
+    Batch b = std::move(queue_.front());
+    queue_.pop_front();
+    cv_.notify_all();
+    return b;
+}
+
+}  // namespace dtokd

@@ -1,0 +1,66 @@
+// Mini-batches from an ImageDataset, produced on a background thread into a small
+// queue so the training step does not wait for data. Order and augmentation
+// (random crop with padding, horizontal flip) are a pure function of (seed, epoch).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "image_dataset.h"
+
+namespace dtokd {
+
+struct Batch {
+    at::Tensor images;   // float32 [B, C, H, W], normalized
+    at::Tensor labels;   // int64 [B]
+    at::Tensor indices;  // int64 [B]: dataset rows (teacher-logit cache key)
+};
+
+struct LoaderOptions {
+    int64_t batch_size = 128;
+    bool shuffle = true;
+    bool drop_last = false;
+    int crop_padding = 0;  // > 0: random crop of the original size from the zero-padded image
+    bool flip = false;     // random horizontal flip
+    uint64_t seed = 0;
+    int prefetch = 4;      // batches buffered ahead
+};
+
+class BatchLoader {
+public:
+    BatchLoader(const ImageDataset &data, LoaderOptions options);
+    ~BatchLoader();
+    BatchLoader(const BatchLoader &) = delete;
+    BatchLoader &operator=(const BatchLoader &) = delete;
+
+    // Starts producing epoch `epoch` (stops any epoch in flight).
+    void start_epoch(int epoch);
+    // The next batch of the epoch, or nullopt at its end.
+    std::optional<Batch> next();
+
+    int64_t batches_per_epoch() const;
+    bool augments() const { return options_.crop_padding > 0 || options_.flip; }
+    // Seconds next() spent waiting for the producer since construction.
+    double wait_seconds() const { return wait_seconds_; }
+
+private:
+    void produce(int epoch);
+    Batch make_batch(const std::vector<int64_t> &rows, uint64_t rng_seed) const;
+    void stop();
+
+    const ImageDataset &data_;
+    LoaderOptions options_;
+    std::thread worker_;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    std::deque<Batch> queue_;
+    bool done_ = true, stop_ = false;
+    double wait_seconds_ = 0;
+};
+
+}  // namespace dtokd

@@ -1,0 +1,46 @@
+// dtokd checkpoints: a format version, model name, class count, input shape,
+// weights (parameters and buffers by name), optimizer state, epoch/step and the
+// resolved config. Written atomically (temp file + fsync + rename): a crash never
+// leaves a half-written checkpoint, and an existing one is replaced whole or not at all.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace torch::nn {
+class Module;
+}
+
+namespace dtokd {
+
+constexpr int64_t kCheckpointFormatVersion = 1;
+
+struct CheckpointMeta {
+    std::string model_name;
+    int64_t num_classes = 0, in_channels = 0, height = 0, width = 0;
+    int64_t epoch = 0, step = 0;
+    std::string config;  // resolved config (TOML text)
+    std::string optimizer_kind;
+    int64_t optimizer_steps = 0;
+};
+
+void save_checkpoint(const std::string &path, const torch::nn::Module &model, const CheckpointMeta &meta,
+                     const std::vector<at::Tensor> &optimizer_state);
+
+// Reads only the metadata; throws std::runtime_error naming the file when it is
+// unreadable, not a dtokd checkpoint, or of another format version.
+CheckpointMeta read_checkpoint_meta(const std::string &path);
+// True when `path` is a dtokd checkpoint (false for e.g. a TorchScript file).
+bool is_dtokd_checkpoint(const std::string &path);
+
+// Copies the weights into `model` in place (parameter storage, e.g. a FlatArena,
+// is kept). Every parameter and buffer must be present with the same shape.
+CheckpointMeta load_checkpoint(const std::string &path, torch::nn::Module &model,
+                               std::vector<at::Tensor> *optimizer_state = nullptr);
+
+// Atomic write of a small text file (summary, resolved config).
+void write_file_atomic(const std::string &path, const std::string &contents);
+
+}  // namespace dtokd

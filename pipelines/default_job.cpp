@@ -1,0 +1,123 @@
+// See default_job.h.
+#include "default_job.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+
+#include "checkpoint.h"
+#include "trainer.h"
+
+namespace dtokd {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string slurp(const std::string &path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+double json_number(const std::string &json, const std::string &key, const std::string &file) {
+    std::smatch m;
+    if (!std::regex_search(json, m, std::regex("\"" + key + "\":([-0-9.eE+]+)")))
+        throw std::runtime_error(file + ": no '" + key + "' in the run summary");
+    return std::stod(m[1]);
+}
+
+struct StageResult {
+    double accuracy = 0, seconds = 0;
+    bool reused = false;
+};
+
+std::string toml_of(const TrainConfig &c) {
+    std::ostringstream os;
+    os << "# resolved by the default job\n"
+       << "dataset = \"" << c.dataset << "\"\nmodel = \"" << c.model << "\"\nmethod = \"" << c.method << "\"\n"
+       << "teacher = \"" << c.teacher << "\"\nepochs = " << c.epochs << "\nbatch-size = " << c.batch_size
+       << "\nlr = " << c.lr << "\nmomentum = " << c.momentum << "\nweight-decay = " << c.weight_decay
+       << "\nschedule = \"" << c.schedule << "\"\ntemperature = " << c.temperature << "\nseed = " << c.seed
+       << "\nkernels = \"" << c.kernels << "\"\n";
+    return os.str();
+}
+
+StageResult run_stage(const TrainConfig &cfg, const std::string &label) {
+    StageResult r;
+    const std::string summary = cfg.out + "/summary.json";
+    if (fs::exists(summary) && fs::exists(cfg.out + "/checkpoint.pt")) {
+        const std::string json = slurp(summary);
+        r.accuracy = json_number(json, "final_test_accuracy", summary);
+        r.seconds = json_number(json, "seconds", summary);
+        r.reused = true;
+        std::cerr << label << ": reusing " << cfg.out << "\n";
+        return r;
+    }
+    std::cerr << label << ": " << cfg.model << " (" << cfg.method << ", " << cfg.epochs << " epochs) -> " << cfg.out
+              << "\n";
+    const RunResult run = run_training(cfg, toml_of(cfg));
+    r.accuracy = run.final_test_accuracy;
+    r.seconds = run.seconds;
+    return r;
+}
+
+}  // namespace
+
+int run_default_job(const DefaultJobOptions &o) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fs::create_directories(o.root);
+
+    TrainConfig base;
+    base.dataset = "fashion-mnist";
+    base.kernels = o.kernels;
+    base.batch_size = 128;
+    base.lr = 0.05;
+    base.schedule = "cosine";
+    base.seed = 0;
+    base.log_interval = 50;
+
+    TrainConfig teacher = base;
+    teacher.model = o.teacher_model;
+    teacher.method = "ce";
+    teacher.epochs = o.teacher_epochs;
+    teacher.out = o.root + "/teacher";
+
+    TrainConfig student_ce = base;
+    student_ce.model = o.student_model;
+    student_ce.method = "ce";
+    student_ce.epochs = o.student_epochs;
+    student_ce.out = o.root + "/student-ce";
+
+    TrainConfig student_dto = student_ce;
+    student_dto.method = "dto";
+    student_dto.teacher = teacher.out + "/checkpoint.pt";
+    student_dto.out = o.root + "/student-dto";
+
+    const StageResult t = run_stage(teacher, "teacher");
+    const StageResult ce = run_stage(student_ce, "student alone");
+    const StageResult dto = run_stage(student_dto, "student DTO-KD");
+
+    const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::cout << "\nFashion-MNIST test accuracy (runs in " << o.root << ")\n";
+    std::cout << std::left << std::setw(28) << "model" << std::setw(10) << "method" << std::right << std::setw(10)
+              << "accuracy" << std::setw(12) << "train time" << "\n";
+    auto row = [](const std::string &who, const std::string &method, const StageResult &r) {
+        std::cout << std::left << std::setw(28) << who << std::setw(10) << method << std::right << std::fixed
+                  << std::setprecision(2) << std::setw(9) << 100 * r.accuracy << "%" << std::setw(11)
+                  << std::setprecision(0) << r.seconds << "s" << (r.reused ? "  (reused)" : "") << "\n";
+    };
+    row("teacher " + o.teacher_model, "ce", t);
+    row("student " + o.student_model, "ce", ce);
+    row("student " + o.student_model, "dto", dto);
+    std::cout << "total " << std::fixed << std::setprecision(0) << total << " s\n";
+    return 0;
+}
+
+}  // namespace dtokd

@@ -1,0 +1,50 @@
+// Every option of a training or distillation run. The CLI fills it from a TOML
+// config file and flags (flags win); the resolved values are written to the run.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dtokd {
+
+struct TrainConfig {
+    // Data
+    std::string dataset = "fashion-mnist";  // fashion-mnist | mnist | cifar10 | cifar100
+    std::string data_dir;                   // empty: the Debian package's folder (fashion-mnist)
+    bool augment = false;                   // random crop (padding 4) + flip; CIFAR configs turn it on
+    int64_t batch_size = 128;
+    // Models
+    std::string model = "cnn_small";
+    std::string teacher;  // distill: dtokd checkpoint or TorchScript file
+    // Method and losses
+    std::string method = "ce";  // ce | kd | dto | dto-amortized | dto-logit
+    double temperature = 4.0;
+    double alpha_distill = 0.9, alpha_task = 0.1;
+    double label_smoothing = 0.0;
+    double eps = 1e-8;
+    double clip_norm = 0.0;
+    double amortized_lr = 0.025, amortized_decay = 0.01;
+    int dto_refresh = 0;
+    // Optimization
+    std::string optimizer = "sgd";  // sgd | adamw
+    double lr = 0.05, momentum = 0.9, weight_decay = 5e-4;
+    bool nesterov = false;
+    double adamw_beta1 = 0.9, adamw_beta2 = 0.999, adamw_eps = 1e-8;
+    std::string schedule = "cosine";  // cosine | step | constant
+    std::vector<int> milestones = {150, 180, 210};
+    double gamma = 0.1;
+    int epochs = 5;
+    int64_t max_steps = 0;  // > 0: stop after this many steps (smoke runs)
+    // Runtime
+    std::string kernels = "halide";
+    int threads = 0;
+    uint64_t seed = 0;
+    int log_interval = 50;
+    int skip_limit = 10;  // consecutive non-finite steps before training stops
+    bool teacher_cache = true;
+    bool progress = true;
+    std::string out;        // run directory
+    std::string cache_dir;  // teacher-logit cache; empty: <out>/../cache
+};
+
+}  // namespace dtokd

@@ -1,0 +1,290 @@
+// See trainer.h.
+#include "trainer.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/module.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+
+#include <unistd.h>
+
+#include "batch_loader.h"
+#include "checkpoint.h"
+#include "model_handle.h"
+#include "flat_arena.h"
+#include "fused_optimizer.h"
+#include "image_dataset.h"
+#include "logit_kd_pair.h"
+#include "lr_schedule.h"
+#include "step_stats.h"
+#include "teacher_logit_cache.h"
+#include "tradeoff_policy.h"
+
+namespace dtokd {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double accuracy(ModelHandle &model, const ImageDataset &test) {
+    LoaderOptions opts;
+    opts.batch_size = 500;
+    opts.shuffle = false;
+    BatchLoader loader(test, opts);
+    loader.start_epoch(0);
+    model.set_train(false);
+    at::NoGradGuard no_grad;
+    int64_t correct = 0;
+    while (auto b = loader.next()) correct += model.forward(b->images).argmax(1).eq(b->labels).sum().item<int64_t>();
+    return double(correct) / double(test.size());
+}
+
+LoaderOptions train_loader_options(const TrainConfig &cfg) {
+    LoaderOptions o;
+    o.batch_size = cfg.batch_size;
+    o.shuffle = true;
+    o.seed = cfg.seed;
+    if (cfg.augment) {
+        o.crop_padding = 4;
+        o.flip = true;
+    }
+    return o;
+}
+
+OptimizerConfig optimizer_config(const TrainConfig &cfg) {
+    OptimizerConfig o;
+    o.kind = cfg.optimizer;
+    o.sgd.lr = cfg.lr;
+    o.sgd.momentum = cfg.momentum;
+    o.sgd.weight_decay = cfg.weight_decay;
+    o.sgd.nesterov = cfg.nesterov;
+    o.adamw.lr = cfg.lr;
+    o.adamw.weight_decay = cfg.weight_decay;
+    o.adamw.beta1 = cfg.adamw_beta1;
+    o.adamw.beta2 = cfg.adamw_beta2;
+    o.adamw.eps = cfg.adamw_eps;
+    return o;
+}
+
+PolicyConfig policy_config(const TrainConfig &cfg) {
+    PolicyConfig p;
+    p.method = cfg.method;
+    p.alpha_distill = cfg.alpha_distill;
+    p.alpha_task = cfg.alpha_task;
+    p.eps = cfg.eps;
+    p.clip_norm = cfg.clip_norm;
+    p.amortized_lr = cfg.amortized_lr;
+    p.amortized_decay = cfg.amortized_decay;
+    p.refresh = cfg.dto_refresh;
+    return p;
+}
+
+std::string format_eta(double seconds) {
+    if (!std::isfinite(seconds) || seconds < 0) return "?";
+    std::ostringstream os;
+    const int s = int(seconds);
+    if (s >= 3600) os << s / 3600 << "h";
+    if (s >= 60) os << (s / 60) % 60 << "m";
+    os << s % 60 << "s";
+    return os.str();
+}
+
+void check_config(const TrainConfig &cfg) {
+    if (cfg.epochs < 1) throw std::invalid_argument("epochs is " + std::to_string(cfg.epochs) + "; expected >= 1");
+    if (cfg.log_interval < 1)
+        throw std::invalid_argument("log_interval is " + std::to_string(cfg.log_interval) + "; expected >= 1");
+    if (cfg.skip_limit < 1)
+        throw std::invalid_argument("skip_limit is " + std::to_string(cfg.skip_limit) + "; expected >= 1");
+    if (cfg.out.empty()) throw std::invalid_argument("no run directory: pass --out DIR");
+    if (cfg.method != "ce" && cfg.teacher.empty())
+        throw std::invalid_argument("method '" + cfg.method + "' distills from a teacher: pass --teacher FILE");
+}
+
+}  // namespace
+
+RunResult run_training(const TrainConfig &cfg, const std::string &resolved_config) {
+    check_config(cfg);
+    const KernelBackend backend = parse_kernel_backend(cfg.kernels);
+    std::unique_ptr<TradeoffPolicy> policy = make_policy(policy_config(cfg));
+    scheduled_lr(cfg.schedule, cfg.lr, 0, cfg.epochs, cfg.milestones, cfg.gamma);  // validates the name
+    if (fs::exists(cfg.out))
+        throw std::runtime_error(cfg.out + ": run directory already exists; choose another --out "
+                                           "(dtokd never overwrites a run)");
+
+    // Everything that can fail on bad input happens before the run folder exists.
+    const DatasetPair data = load_dataset(cfg.dataset, cfg.data_dir);
+    const ImageDataset &train = data.train;
+    ModelHandle student = build_model(cfg.model, train.channels(), train.height(), train.width(), train.num_classes);
+    ModelHandle teacher;
+    const bool distill = !cfg.teacher.empty() && cfg.method != "ce";
+    if (distill) teacher = load_teacher(cfg.teacher, train.channels(), train.height(), train.width(), train.num_classes);
+
+    const std::string partial = cfg.out + ".partial";
+    if (fs::exists(partial)) fs::remove_all(partial);  // a crashed earlier attempt
+    fs::create_directories(partial);
+    write_file_atomic(partial + "/config.toml", resolved_config);
+    std::ofstream metrics(partial + "/metrics.jsonl");
+
+    FlatArena arena(*student.module, policy->gradient_arenas());
+    FusedOptimizer optimizer(arena.params(), optimizer_config(cfg), backend);
+    PolicyContext ctx{arena, optimizer, backend};
+    KdLossOptions kd;
+    kd.temperature = cfg.temperature;
+    kd.label_smoothing = cfg.label_smoothing;
+
+    RunResult result;
+    at::Tensor cached_logits;
+    if (distill && cfg.teacher_cache && !cfg.augment) {
+        const std::string cache_dir =
+            cfg.cache_dir.empty() ? (fs::path(cfg.out).parent_path() / "cache").string() : cfg.cache_dir;
+        TeacherLogits tl = teacher_logits_for(teacher, cfg.teacher, train, cache_dir, cfg.progress);
+        cached_logits = tl.logits;
+        result.teacher_logits_cached = tl.from_cache;
+    }
+
+    BatchLoader loader(train, train_loader_options(cfg));
+    NonFiniteGuard guard(cfg.skip_limit);
+    StepStatsWindow window;
+    const auto run_start = Clock::now();
+    const int64_t steps_per_epoch = loader.batches_per_epoch();
+    const int64_t total_steps =
+        cfg.max_steps > 0 ? std::min(cfg.max_steps, steps_per_epoch * cfg.epochs) : steps_per_epoch * cfg.epochs;
+    int64_t step = 0;
+    double step_seconds_sum = 0;
+    auto last_progress = Clock::now();
+    const bool live_progress = cfg.progress && isatty(STDERR_FILENO);  // the \r line only on a terminal
+    for (int epoch = 0; epoch < cfg.epochs && step < total_steps; epoch++) {
+        const double lr = scheduled_lr(cfg.schedule, cfg.lr, epoch, cfg.epochs, cfg.milestones, cfg.gamma);
+        optimizer.set_lr(lr);
+        const auto epoch_start = Clock::now();
+        const double wait_before = loader.wait_seconds();
+        int64_t images = 0;
+        loader.start_epoch(epoch);
+        student.set_train(true);
+        while (step < total_steps) {
+            std::optional<Batch> batch = loader.next();
+            if (!batch) break;
+            at::Tensor teacher_logits;
+            if (distill) {
+                if (cached_logits.defined()) {
+                    teacher_logits = cached_logits.index_select(0, batch->indices);
+                } else {
+                    at::NoGradGuard no_grad;
+                    teacher.set_train(false);
+                    teacher_logits = teacher.forward(batch->images).to(at::kFloat).contiguous();
+                }
+            } else {
+                // ce without a teacher: L_distill is computed against uniform logits and ignored.
+                teacher_logits = at::zeros({batch->labels.numel(), train.num_classes}, at::kFloat);
+            }
+            const at::Tensor images_t = batch->images;
+            LogitKdPair pair([&student, images_t] { return student.forward(images_t); }, *student.module,
+                             teacher_logits, batch->labels, kd, backend);
+            StepStats s = policy->step(pair, ctx, step);
+            if (!distill) s.loss_distill = StepStats::nan;
+            guard.record(s);
+            window.add(s);
+            step_seconds_sum += s.seconds;
+            images += batch->labels.numel();
+            step++;
+            if (window.count() >= cfg.log_interval) {
+                metrics << "{\"type\":\"train\",\"epoch\":" << epoch << ",\"lr\":" << lr << ","
+                        << window.to_json(step).substr(1) << "\n";
+                metrics.flush();
+                window.clear();
+            }
+            if (live_progress && since(last_progress) > 0.5) {
+                last_progress = Clock::now();
+                const double elapsed = since(run_start);
+                std::ostringstream line;
+                line << std::fixed << std::setprecision(3) << "\r" << cfg.method << " epoch " << epoch + 1 << "/"
+                     << cfg.epochs << " step " << step << "/" << total_steps << " ETA "
+                     << format_eta(elapsed / double(step) * double(total_steps - step)) << " L_task " << s.loss_task;
+                if (distill) line << " L_distill " << s.loss_distill;
+                line << " pi " << std::setprecision(2) << s.pi1 << "/" << s.pi2 << " "
+                     << std::setprecision(0) << double(images) / since(epoch_start) << " img/s   ";
+                std::cerr << line.str() << std::flush;
+            }
+        }
+        if (window.count() > 0) {
+            metrics << "{\"type\":\"train\",\"epoch\":" << epoch << ",\"lr\":" << lr << ","
+                    << window.to_json(step).substr(1) << "\n";
+            window.clear();
+        }
+        EpochResult er;
+        er.epoch = epoch;
+        er.lr = lr;
+        er.seconds = since(epoch_start);
+        er.images_per_second = double(images) / er.seconds;
+        er.data_wait_fraction = (loader.wait_seconds() - wait_before) / er.seconds;
+        er.test_accuracy = accuracy(student, data.test);
+        result.epochs.push_back(er);
+        if (er.test_accuracy > result.best_test_accuracy || result.best_epoch < 0) {
+            result.best_test_accuracy = er.test_accuracy;
+            result.best_epoch = epoch;
+        }
+        metrics << "{\"type\":\"epoch\",\"epoch\":" << epoch << ",\"step\":" << step << ",\"lr\":" << lr
+                << ",\"test_accuracy\":" << er.test_accuracy << ",\"seconds\":" << er.seconds
+                << ",\"images_per_second\":" << er.images_per_second
+                << ",\"data_wait_fraction\":" << er.data_wait_fraction << "}\n";
+        metrics.flush();
+        if (cfg.progress)
+            std::cerr << "\r" << cfg.method << " epoch " << epoch + 1 << "/" << cfg.epochs << ": test accuracy "
+                      << std::fixed << std::setprecision(4) << er.test_accuracy << " (" << std::setprecision(1)
+                      << er.seconds << " s, data wait " << std::setprecision(2) << 100 * er.data_wait_fraction
+                      << "%)                                   \n";
+        CheckpointMeta meta;
+        meta.model_name = cfg.model;
+        meta.num_classes = train.num_classes;
+        meta.in_channels = train.channels();
+        meta.height = train.height();
+        meta.width = train.width();
+        meta.epoch = epoch + 1;
+        meta.step = step;
+        meta.config = resolved_config;
+        meta.optimizer_kind = cfg.optimizer;
+        meta.optimizer_steps = optimizer.steps_taken();
+        save_checkpoint(partial + "/checkpoint.pt", *student.module, meta, optimizer.state());
+    }
+    result.steps = step;
+    result.skipped_steps = guard.total_skipped();
+    result.seconds = since(run_start);
+    result.mean_step_seconds = step > 0 ? step_seconds_sum / double(step) : 0;
+    result.final_test_accuracy = result.epochs.empty() ? 0 : result.epochs.back().test_accuracy;
+    metrics.close();
+    write_file_atomic(partial + "/summary.json", summary_json(cfg, result) + "\n");
+    fs::rename(partial, cfg.out);
+    result.run_dir = cfg.out;
+    return result;
+}
+
+std::string summary_json(const TrainConfig &cfg, const RunResult &r) {
+    std::ostringstream os;
+    os.precision(6);
+    os << "{\"model\":\"" << cfg.model << "\",\"method\":\"" << cfg.method << "\",\"dataset\":\"" << cfg.dataset
+       << "\",\"epochs\":" << r.epochs.size() << ",\"steps\":" << r.steps << ",\"final_test_accuracy\":"
+       << r.final_test_accuracy << ",\"best_test_accuracy\":" << r.best_test_accuracy
+       << ",\"best_epoch\":" << r.best_epoch << ",\"seconds\":" << r.seconds
+       << ",\"mean_step_seconds\":" << r.mean_step_seconds << ",\"skipped_steps\":" << r.skipped_steps
+       << ",\"teacher_logits_cached\":" << (r.teacher_logits_cached ? "true" : "false") << "}";
+    return os.str();
+}
+
+double evaluate_checkpoint(const std::string &checkpoint, const TrainConfig &cfg) {
+    const DatasetPair data = load_dataset(cfg.dataset, cfg.data_dir);
+    ModelHandle model = load_teacher(checkpoint, data.test.channels(), data.test.height(), data.test.width(),
+                                    data.test.num_classes);
+    return accuracy(model, data.test);
+}
+
+}  // namespace dtokd
