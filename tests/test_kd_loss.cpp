@@ -71,6 +71,17 @@ double max_abs_diff(const at::Tensor &got, const at::Tensor &want) {
     return (got.to(torch::kDouble) - want).abs().max().item<double>();
 }
 
+// Where the largest difference is, for the failure message.
+std::string worst_entry(const at::Tensor &got, const at::Tensor &want) {
+    const int64_t k = (got.to(torch::kDouble) - want).abs().flatten().argmax().item<int64_t>();
+    const int64_t cols = want.size(1);
+    std::ostringstream os;
+    os.precision(17);
+    os << " worst at [" << k / cols << ", " << k % cols << "]: " << got.flatten()[k].item<double>()
+       << " vs reference " << want.flatten()[k].item<double>();
+    return os.str();
+}
+
 void expect_matches_reference(const at::Tensor &student, const at::Tensor &teacher, const at::Tensor &labels,
                               double t, double s, KernelBackend backend, const std::string &context) {
     const Outputs got = run_kernel(student, teacher, labels, t, s, backend);
@@ -86,9 +97,10 @@ void expect_matches_reference(const at::Tensor &student, const at::Tensor &teach
     EXPECT_LE(std::abs(got.losses.distill - want.distill), 1e-5 * std::abs(want.distill) + 1e-12)
         << context << ": L_distill " << got.losses.distill << " vs reference " << want.distill;
     EXPECT_LE(max_abs_diff(got.grad_task, want.grad_task), 1e-5 / batch)
-        << context << ": grad_task (bound 1/B = " << 1 / batch << ")";
+        << context << ": grad_task (bound 1/B = " << 1 / batch << ")" << worst_entry(got.grad_task, want.grad_task);
     EXPECT_LE(max_abs_diff(got.grad_distill, want.grad_distill), 1e-5 * t / batch)
-        << context << ": grad_distill (bound T/B = " << t / batch << ")";
+        << context << ": grad_distill (bound T/B = " << t / batch << ")"
+        << worst_entry(got.grad_distill, want.grad_distill);
 }
 
 using Param = std::tuple<KernelBackend, std::pair<int64_t, int64_t>, double, double, torch::Dtype>;
