@@ -1,0 +1,84 @@
+// See resnet50_cifar.h. The stride sits on the Bottleneck's 3x3 conv; the
+// projection shortcut appears whenever the stride or the width changes.
+#include "resnet50_cifar.h"
+
+#include <torch/torch.h>
+
+namespace dtokd {
+namespace {
+
+namespace nn = torch::nn;
+
+constexpr int64_t kExpansion = 4;
+
+struct BottleneckImpl : nn::Module {
+    BottleneckImpl(int64_t in_planes, int64_t planes, int64_t stride)
+        : conv1(register_module("conv1",
+                                nn::Conv2d(nn::Conv2dOptions(in_planes, planes, /*kernel_size=*/1).bias(false)))),
+          bn1(register_module("bn1", nn::BatchNorm2d(planes))),
+          conv2(register_module("conv2", nn::Conv2d(nn::Conv2dOptions(planes, planes, /*kernel_size=*/3)
+                                                        .stride(stride)
+                                                        .padding(1)
+                                                        .bias(false)))),
+          bn2(register_module("bn2", nn::BatchNorm2d(planes))),
+          conv3(register_module(
+              "conv3", nn::Conv2d(nn::Conv2dOptions(planes, kExpansion * planes, /*kernel_size=*/1).bias(false)))),
+          bn3(register_module("bn3", nn::BatchNorm2d(kExpansion * planes))) {
+        if (stride != 1 || in_planes != kExpansion * planes)
+            shortcut = register_module(
+                "shortcut", nn::Sequential(nn::Conv2d(nn::Conv2dOptions(in_planes, kExpansion * planes,
+                                                                        /*kernel_size=*/1)
+                                                          .stride(stride)
+                                                          .bias(false)),
+                                           nn::BatchNorm2d(kExpansion * planes)));
+    }
+
+    torch::Tensor forward(torch::Tensor x) {
+        torch::Tensor out = torch::relu(bn1(conv1(x)));
+        out = torch::relu(bn2(conv2(out)));
+        out = bn3(conv3(out));
+        return torch::relu(out + (shortcut ? shortcut->forward(x) : x));
+    }
+
+    nn::Conv2d conv1;
+    nn::BatchNorm2d bn1;
+    nn::Conv2d conv2;
+    nn::BatchNorm2d bn2;
+    nn::Conv2d conv3;
+    nn::BatchNorm2d bn3;
+    nn::Sequential shortcut{nullptr};
+};
+TORCH_MODULE(Bottleneck);
+
+nn::Sequential make_stage(int64_t in_planes, int64_t planes, int64_t blocks, int64_t stride) {
+    nn::Sequential stage;
+    stage->push_back(Bottleneck(in_planes, planes, stride));
+    for (int64_t i = 1; i < blocks; i++) stage->push_back(Bottleneck(kExpansion * planes, planes, /*stride=*/1));
+    return stage;
+}
+
+}  // namespace
+
+ResNet50CifarImpl::ResNet50CifarImpl(int64_t in_channels, int64_t num_classes)
+    : conv1(register_module(
+          "conv1", nn::Conv2d(nn::Conv2dOptions(in_channels, 64, /*kernel_size=*/3).padding(1).bias(false)))),
+      bn1(register_module("bn1", nn::BatchNorm2d(64))),
+      layer1(register_module("layer1", make_stage(64, 64, /*blocks=*/3, /*stride=*/1))),
+      layer2(register_module("layer2", make_stage(kExpansion * 64, 128, /*blocks=*/4, /*stride=*/2))),
+      layer3(register_module("layer3", make_stage(kExpansion * 128, 256, /*blocks=*/6, /*stride=*/2))),
+      layer4(register_module("layer4", make_stage(kExpansion * 256, 512, /*blocks=*/3, /*stride=*/2))),
+      linear(register_module("linear", nn::Linear(kExpansion * 512, num_classes))) {
+    // RepDistiller's init: Kaiming normal (fan_out) convolutions; BatchNorm and Linear keep the defaults.
+    for (auto &m : modules(/*include_self=*/false))
+        if (auto *conv = m->as<nn::Conv2d>())
+            nn::init::kaiming_normal_(conv->weight, /*a=*/0.0, torch::kFanOut, torch::kReLU);
+}
+
+torch::Tensor ResNet50CifarImpl::forward(torch::Tensor x) {
+    x = torch::relu(bn1(conv1(x)));
+    x = layer4->forward(layer3->forward(layer2->forward(layer1->forward(x))));
+    x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
+    return linear(x);
+}
+
+}  // namespace dtokd

@@ -1,0 +1,48 @@
+// See small_cnn.h. PyTorch's default initialisation throughout.
+#include "small_cnn.h"
+
+#include <torch/torch.h>
+
+namespace dtokd {
+namespace {
+
+namespace nn = torch::nn;
+
+nn::Conv2d conv3x3(int64_t in, int64_t out) {
+    return nn::Conv2d(nn::Conv2dOptions(in, out, /*kernel_size=*/3).padding(1));
+}
+
+// conv-BN-ReLU-maxpool(2) twice, then the 7x7 grid the classifier expects, flattened.
+torch::Tensor features(const torch::Tensor &x, nn::Conv2d &conv1, nn::BatchNorm2d &bn1, nn::Conv2d &conv2,
+                       nn::BatchNorm2d &bn2) {
+    torch::Tensor out = torch::max_pool2d(torch::relu(bn1(conv1(x))), /*kernel_size=*/{2, 2});
+    out = torch::max_pool2d(torch::relu(bn2(conv2(out))), /*kernel_size=*/{2, 2});
+    return torch::adaptive_avg_pool2d(out, {7, 7}).flatten(1);
+}
+
+}  // namespace
+
+CnnSmallImpl::CnnSmallImpl(int64_t in_channels, int64_t num_classes)
+    : conv1(register_module("conv1", conv3x3(in_channels, 8))),
+      bn1(register_module("bn1", nn::BatchNorm2d(8))),
+      conv2(register_module("conv2", conv3x3(8, 16))),
+      bn2(register_module("bn2", nn::BatchNorm2d(16))),
+      fc(register_module("fc", nn::Linear(16 * 7 * 7, num_classes))) {}
+
+torch::Tensor CnnSmallImpl::forward(torch::Tensor x) { return fc(features(x, conv1, bn1, conv2, bn2)); }
+
+CnnLargeImpl::CnnLargeImpl(int64_t in_channels, int64_t num_classes)
+    : conv1(register_module("conv1", conv3x3(in_channels, 32))),
+      bn1(register_module("bn1", nn::BatchNorm2d(32))),
+      conv2(register_module("conv2", conv3x3(32, 64))),
+      bn2(register_module("bn2", nn::BatchNorm2d(64))),
+      fc1(register_module("fc1", nn::Linear(64 * 7 * 7, 128))),
+      dropout(register_module("dropout", nn::Dropout(/*p=*/0.25))),
+      fc2(register_module("fc2", nn::Linear(128, num_classes))) {}
+
+torch::Tensor CnnLargeImpl::forward(torch::Tensor x) {
+    torch::Tensor h = torch::relu(fc1(features(x, conv1, bn1, conv2, bn2)));
+    return fc2(dropout(h));
+}
+
+}  // namespace dtokd

@@ -1,0 +1,41 @@
+// Two small CNNs sized for 28x28 grayscale (Fashion-MNIST) but shape-agnostic:
+// two conv-BN-ReLU-maxpool stages and an adaptive average pool to 7x7 (identity
+// at 28x28), so 32x32 inputs work too.
+//   cnn_small (fast student):  8 -> 16 channels, linear(16*7*7 -> classes).
+//   cnn_large (teacher):      32 -> 64 channels, linear(64*7*7 -> 128)-ReLU-dropout(0.25), linear(128 -> classes).
+#pragma once
+#include <torch/nn.h>
+
+#include <cstdint>
+
+#include "classifier.h"
+
+namespace dtokd {
+
+struct CnnSmallImpl : ClassifierImpl {
+    CnnSmallImpl(int64_t in_channels, int64_t num_classes);
+    torch::Tensor forward(torch::Tensor x) override;
+
+    torch::nn::Conv2d conv1;
+    torch::nn::BatchNorm2d bn1;
+    torch::nn::Conv2d conv2;
+    torch::nn::BatchNorm2d bn2;
+    torch::nn::Linear fc;
+};
+TORCH_MODULE(CnnSmall);
+
+struct CnnLargeImpl : ClassifierImpl {
+    CnnLargeImpl(int64_t in_channels, int64_t num_classes);
+    torch::Tensor forward(torch::Tensor x) override;
+
+    torch::nn::Conv2d conv1;
+    torch::nn::BatchNorm2d bn1;
+    torch::nn::Conv2d conv2;
+    torch::nn::BatchNorm2d bn2;
+    torch::nn::Linear fc1;
+    torch::nn::Dropout dropout;
+    torch::nn::Linear fc2;
+};
+TORCH_MODULE(CnnLarge);
+
+}  // namespace dtokd

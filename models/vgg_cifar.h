@@ -1,0 +1,29 @@
+// CIFAR VGGs of RepDistiller/mdistiller with BatchNorm (vgg8, vgg11, vgg13 =
+// RepDistiller's vgg8_bn, vgg11_bn, vgg13_bn): five conv blocks, max pools after
+// the first three (and the fourth only for 64x64 inputs), global average pool and
+// one linear layer on 512 features (the "FC layers removed" CIFAR variant).
+// Submodule names match RepDistiller's state_dict keys (block0.0, ..., classifier).
+#pragma once
+#include <torch/nn.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "classifier.h"
+
+namespace dtokd {
+
+struct VggCifarImpl : ClassifierImpl {
+    // `blocks`: the conv widths of each of the five blocks, e.g. {{64}, {128}, {256}, {512}, {512}} for vgg8.
+    VggCifarImpl(const std::vector<std::vector<int64_t>> &blocks, int64_t in_channels, int64_t num_classes);
+    torch::Tensor forward(torch::Tensor x) override;
+
+    torch::nn::Sequential block0, block1, block2, block3, block4;
+    torch::nn::Linear classifier;
+};
+TORCH_MODULE(VggCifar);
+
+// The conv widths of RepDistiller's vgg8 ("S"), vgg11 ("A") and vgg13 ("B") configurations.
+std::vector<std::vector<int64_t>> vgg_cifar_blocks(int depth);
+
+}  // namespace dtokd
