@@ -1,6 +1,6 @@
 // The dtokd command line: train | distill | eval | info, and the default job
-// (no subcommand). Options come from a TOML config file (--config, CLI11's TOML
-// reader; unknown keys and wrong types are errors naming the key) overridden by
+// (no subcommand). Options come from a TOML config file (--config, read with
+// toml++; unknown keys and wrong types are errors naming the key) overridden by
 // flags. Only main() decides exit codes: every library error is one exception
 // with a clear message, printed once, exit code 1.
 #include <CLI/CLI.hpp>
@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "build_info.h"
+#include "config_file.h"
 #include "default_job.h"
 #include "kernels.h"
 #include "threads.h"
@@ -19,9 +20,8 @@ namespace {
 
 using dtokd::TrainConfig;
 
-void add_common_options(CLI::App *app, TrainConfig &c) {
-    app->set_config("--config", "", "TOML config file (keys are the long option names; flags override it)");
-    app->allow_config_extras(CLI::config_extras_mode::error);
+void add_common_options(CLI::App *app, TrainConfig &c, std::string &config_file) {
+    app->add_option("--config", config_file, "TOML config file (keys are the long option names; flags win)");
     app->add_option("--dataset", c.dataset, "fashion-mnist | mnist | cifar10 | cifar100")->capture_default_str();
     app->add_option("--data", c.data_dir, "dataset folder (default: the Debian fashion-mnist package)");
     app->add_option("--model", c.model, "zoo model to train (the student)")->capture_default_str();
@@ -78,13 +78,14 @@ int run(int argc, char **argv) {
     app.add_option("--root", root, "default job: its run folder")->capture_default_str();
 
     TrainConfig train_cfg, distill_cfg, eval_cfg;
+    std::string train_config_file, distill_config_file;
     train_cfg.model = "cnn_large";
     CLI::App *train = app.add_subcommand("train", "Train a zoo model with cross-entropy (teacher / student alone)");
-    add_common_options(train, train_cfg);
+    add_common_options(train, train_cfg, train_config_file);
 
     CLI::App *distill = app.add_subcommand("distill", "Distill a student from a teacher");
     distill_cfg.method = "dto";
-    add_common_options(distill, distill_cfg);
+    add_common_options(distill, distill_cfg, distill_config_file);
     add_distill_options(distill, distill_cfg);
 
     CLI::App *eval = app.add_subcommand("eval", "Test accuracy of a checkpoint or TorchScript model");
@@ -112,8 +113,10 @@ int run(int argc, char **argv) {
         CLI::App *sub = train->parsed() ? train : distill;
         cfg.kernels = kernels;
         cfg.threads = threads;
+        const std::string &config_file = train->parsed() ? train_config_file : distill_config_file;
+        if (!config_file.empty()) dtokd::apply_config_file(*sub, config_file);
         if (train->parsed()) cfg.method = "ce";
-        const std::string resolved = sub->config_to_str(/*default_also=*/true, /*write_description=*/false);
+        const std::string resolved = dtokd::resolved_config_toml(*sub);
         const dtokd::RunResult r = dtokd::run_training(cfg, resolved);
         std::cout << dtokd::summary_json(cfg, r) << "\n";
         std::cerr << "run written to " << r.run_dir << "\n";

@@ -1,0 +1,19 @@
+// TOML config files for the dtokd subcommands (toml++): every key is a long option
+// name of the subcommand; flags given on the command line win over the file. An
+// unknown key or a value of the wrong type is one error naming the file and key.
+#pragma once
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace dtokd {
+
+// Call after CLI parsing: applies `path` to the options of `app` not given as flags.
+void apply_config_file(CLI::App &app, const std::string &path);
+
+// The subcommand's options and their final values as TOML (the run's config.toml).
+std::string resolved_config_toml(const CLI::App &app);
+
+}  // namespace dtokd
