@@ -46,11 +46,13 @@ public:
     bool views_intact(std::string *why = nullptr) const;
 
     // Re-adopt the module's current parameter values (after something replaced
-    // them, e.g. torch::load or Module::to): copies them in and re-views.
+    // them, e.g. torch::load or Module::to): copies them in and re-views. The .grad
+    // views are re-routed too, which zeroes the routed gradient arena.
     void rebind();
 
     // Moves the arena (parameters, gradients) to `device` and re-views; use this
-    // instead of module.to(device), which would break the views.
+    // instead of module.to(device), which would break the views. Like rebind(), it
+    // zeroes the routed gradient arena.
     void to(const at::Device &device);
 
 private:

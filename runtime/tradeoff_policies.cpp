@@ -199,10 +199,14 @@ private:
         }
     }
 
+    // After an exact step: softmax(w) = pi*, and Adam starts afresh so stale
+    // moments do not push w straight back away from the refreshed pi.
     void reset_to(double pi1) {
         const double p = std::clamp(pi1, 1e-3, 1 - 1e-3);
         w_[0] = 0.5 * std::log(p / (1 - p));
         w_[1] = -w_[0];
+        m_[0] = m_[1] = v_[0] = v_[1] = 0;
+        t_ = 0;
     }
 
     PolicyConfig cfg_;
