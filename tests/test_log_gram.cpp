@@ -2,8 +2,9 @@
 // a plain loop over the raw float32 data with double accumulation, then the log
 // scaling 1/max(L, eps). Sizes cover single elements, odd tails below and above the
 // Halide kernel's vector width and chunk, a 2^20 exact multiple and N = 5e7 (where
-// float accumulation error would show). The 5e7 cases allocate 400 MB and run one
-// test per back end (random normal data) so the suite stays a few minutes on 2 cores.
+// float accumulation error would show); 100003 = 6 full Halide chunks of 16384 plus a
+// tail, fewer chunks than one parallel task of the chunk sums. The 5e7 cases allocate
+// 400 MB and run one test per back end (random normal data) to keep the suite short.
 #include <torch/torch.h>
 #include <gtest/gtest.h>
 
@@ -116,11 +117,11 @@ TEST_P(LogGramData, SameTensor) {
 
 INSTANTIATE_TEST_SUITE_P(BackendBySize, LogGram,
                          testing::Combine(testing::Values(KernelBackend::halide, KernelBackend::torch),
-                                          testing::Values<int64_t>(1, 3, 17, 1023, 4099, 1 << 20, kLargeN)),
+                                          testing::Values<int64_t>(1, 3, 17, 1023, 4099, 100003, 1 << 20, kLargeN)),
                          param_name);
 INSTANTIATE_TEST_SUITE_P(BackendBySize, LogGramData,
                          testing::Combine(testing::Values(KernelBackend::halide, KernelBackend::torch),
-                                          testing::Values<int64_t>(1, 3, 17, 1023, 4099, 1 << 20)),
+                                          testing::Values<int64_t>(1, 3, 17, 1023, 4099, 100003, 1 << 20)),
                          param_name);
 
 namespace {
