@@ -26,10 +26,14 @@ bool scalar_text(const toml::node &node, std::string &out) {
         return true;
     }
     if (auto f = node.as_floating_point()) {
-        std::ostringstream os;
-        os.precision(17);
-        os << f->get();
-        out = os.str();
+        // The shortest text that reads back as the same double (0.9, not 0.90000000000000002).
+        for (int digits = 15; digits <= 17; digits++) {
+            std::ostringstream os;
+            os.precision(digits);
+            os << f->get();
+            out = os.str();
+            if (std::strtod(out.c_str(), nullptr) == f->get()) break;
+        }
         return true;
     }
     if (auto b = node.as_boolean()) {
