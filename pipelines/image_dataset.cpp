@@ -31,11 +31,12 @@ std::vector<uint8_t> read_all(const std::string &path) {
     std::vector<uint8_t> chunk(1 << 20);
     for (;;) {
         const int n = gzread(f.get(), chunk.data(), unsigned(chunk.size()));
-        if (n < 0) {
-            int err = 0;
-            const char *msg = gzerror(f.get(), &err);
+        // A gzip stream cut short (even just its CRC/size trailer) ends with n == 0
+        // and Z_BUF_ERROR ("unexpected end of file"), not n < 0: check both.
+        int err = Z_OK;
+        const char *msg = n <= 0 ? gzerror(f.get(), &err) : nullptr;
+        if (n < 0 || err != Z_OK)
             fail(path, std::string("corrupt or truncated compressed data (") + (msg ? msg : "zlib error") + ")");
-        }
         if (n == 0) break;
         out.insert(out.end(), chunk.begin(), chunk.begin() + n);
     }
