@@ -1,0 +1,248 @@
+// pipelines/checkpoint: a cnn_small checkpoint round-trips parameters, buffers,
+// optimizer state and every meta field; loading copies in place (storage kept);
+// unreadable, foreign, wrong-version and wrong-shape files give one clear error;
+// saves are atomic (no temp files left, nothing created in a missing folder, a
+// failed replace keeps the old target).
+#include <torch/torch.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "checkpoint.h"
+#include "model_factory.h"
+#include "scratch_data.h"
+
+namespace {
+
+using namespace dtokd_test;
+using dtokd::CheckpointMeta;
+
+CheckpointMeta sample_meta() {
+    CheckpointMeta m;
+    m.model_name = "cnn_small";
+    m.num_classes = 10;
+    m.in_channels = 1;
+    m.height = 28;
+    m.width = 28;
+    m.epoch = 3;
+    m.step = 1234;
+    m.config = "model = \"cnn_small\"\nlr = 0.05\n# unicode: \xc3\xa9\n";
+    m.optimizer_kind = "adamw";
+    m.optimizer_steps = 1233;
+    return m;
+}
+
+void expect_same_meta(const CheckpointMeta &a, const CheckpointMeta &b) {
+    EXPECT_EQ(a.model_name, b.model_name);
+    EXPECT_EQ(a.num_classes, b.num_classes);
+    EXPECT_EQ(a.in_channels, b.in_channels);
+    EXPECT_EQ(a.height, b.height);
+    EXPECT_EQ(a.width, b.width);
+    EXPECT_EQ(a.epoch, b.epoch);
+    EXPECT_EQ(a.step, b.step);
+    EXPECT_EQ(a.config, b.config);
+    EXPECT_EQ(a.optimizer_kind, b.optimizer_kind);
+    EXPECT_EQ(a.optimizer_steps, b.optimizer_steps);
+}
+
+// A cnn_small whose buffers (BatchNorm running stats, batch counts) are not the
+// fresh defaults, so a round trip that skipped buffers would be caught.
+std::shared_ptr<dtokd::ClassifierImpl> trained_looking_cnn_small(uint64_t seed) {
+    torch::manual_seed(seed);
+    auto m = dtokd::make_model("cnn_small", 1, 10);
+    torch::NoGradGuard no_grad;
+    for (auto &b : m->named_buffers(true)) {
+        if (b.value().is_floating_point())
+            b.value().copy_(torch::rand_like(b.value()) + 0.5);
+        else
+            b.value().fill_(int64_t(seed) + 7);
+    }
+    return m;
+}
+
+TEST(Checkpoint, RoundTripsWeightsBuffersOptimizerStateAndMeta) {
+    ScratchDir dir("ckpt");
+    const std::string path = dir / "checkpoint.pt";
+    auto saved = trained_looking_cnn_small(1);
+    ASSERT_GT(saved->named_buffers(true).size(), 0u) << "cnn_small has BatchNorm buffers";
+    torch::manual_seed(2);
+    const std::vector<at::Tensor> opt_state = {torch::randn({8, 1, 3, 3}), torch::randn({10}),
+                                               torch::arange(5, torch::kLong), torch::randn({})};
+    dtokd::save_checkpoint(path, *saved, sample_meta(), opt_state);
+    ASSERT_TRUE(fs::exists(path));
+    EXPECT_TRUE(dtokd::is_dtokd_checkpoint(path));
+    expect_same_meta(dtokd::read_checkpoint_meta(path), sample_meta());
+
+    auto loaded = trained_looking_cnn_small(99);
+    // Different before loading (otherwise the test proves nothing).
+    EXPECT_FALSE(torch::equal(loaded->named_parameters()["fc.weight"], saved->named_parameters()["fc.weight"]));
+    std::map<std::string, const void *> storage_before;
+    for (const auto &p : loaded->named_parameters(true)) storage_before[p.key()] = p.value().data_ptr();
+    for (const auto &b : loaded->named_buffers(true)) storage_before[b.key()] = b.value().data_ptr();
+
+    std::vector<at::Tensor> opt_loaded = {torch::ones({1})};  // replaced, not appended to
+    const CheckpointMeta meta = dtokd::load_checkpoint(path, *loaded, &opt_loaded);
+    expect_same_meta(meta, sample_meta());
+
+    const auto sp = saved->named_parameters(true), lp = loaded->named_parameters(true);
+    ASSERT_EQ(sp.size(), lp.size());
+    for (const auto &p : sp) {
+        EXPECT_TRUE(torch::equal(p.value(), lp[p.key()])) << p.key();
+        EXPECT_EQ(lp[p.key()].data_ptr(), storage_before[p.key()]) << p.key() << " was replaced, not copied into";
+        EXPECT_TRUE(lp[p.key()].requires_grad()) << p.key();
+    }
+    const auto sb = saved->named_buffers(true), lb = loaded->named_buffers(true);
+    ASSERT_EQ(sb.size(), lb.size());
+    for (const auto &b : sb) {
+        EXPECT_TRUE(torch::equal(b.value(), lb[b.key()])) << b.key();
+        EXPECT_EQ(lb[b.key()].data_ptr(), storage_before[b.key()]) << b.key();
+    }
+    ASSERT_EQ(opt_loaded.size(), opt_state.size());
+    for (size_t i = 0; i < opt_state.size(); i++) {
+        EXPECT_EQ(opt_loaded[i].scalar_type(), opt_state[i].scalar_type()) << i;
+        EXPECT_TRUE(torch::equal(opt_loaded[i], opt_state[i])) << i;
+    }
+    // Same outputs in eval mode (running stats included).
+    saved->eval();
+    loaded->eval();
+    const torch::Tensor x = torch::randn({3, 1, 28, 28});
+    EXPECT_TRUE(torch::equal(saved->forward(x), loaded->forward(x)));
+}
+
+TEST(Checkpoint, LoadsIntoParametersViewingOneArena) {
+    // The trainer's parameters are views of one flat buffer: loading must write
+    // through the views, not rebind them.
+    ScratchDir dir("ckptview");
+    auto saved = trained_looking_cnn_small(3);
+    dtokd::save_checkpoint(dir / "c.pt", *saved, sample_meta(), {});
+    auto target = dtokd::make_model("cnn_small", 1, 10);
+    int64_t total = 0;
+    for (const auto &p : target->parameters()) total += p.numel();
+    torch::Tensor flat = torch::zeros({total});
+    {
+        torch::NoGradGuard no_grad;
+        int64_t off = 0;
+        for (auto &p : target->parameters()) {
+            p.set_data(flat.narrow(0, off, p.numel()).view(p.sizes()));
+            off += p.numel();
+        }
+    }
+    std::vector<at::Tensor> none = {torch::ones({2})};
+    dtokd::load_checkpoint(dir / "c.pt", *target, &none);
+    EXPECT_TRUE(none.empty());
+    int64_t off = 0;
+    for (const auto &p : saved->parameters()) {
+        EXPECT_TRUE(torch::equal(flat.narrow(0, off, p.numel()).view(p.sizes()), p));
+        off += p.numel();
+    }
+}
+
+TEST(Checkpoint, MissingGarbageTruncatedAndForeignFiles) {
+    ScratchDir dir("ckpterr");
+    const std::string missing = dir / "absent.pt";
+    expect_error([&] { dtokd::read_checkpoint_meta(missing); }, {missing, "not found"});
+    EXPECT_FALSE(dtokd::is_dtokd_checkpoint(missing));
+
+    const std::string garbage = dir / "garbage.pt";
+    write_bytes(garbage, random_bytes(3000, 4));
+    expect_error([&] { dtokd::read_checkpoint_meta(garbage); }, {garbage, "unreadable"});
+    EXPECT_FALSE(dtokd::is_dtokd_checkpoint(garbage));
+
+    const std::string whole = dir / "whole.pt", cut = dir / "cut.pt";
+    dtokd::save_checkpoint(whole, *dtokd::make_model("cnn_small", 1, 10), sample_meta(), {});
+    const Bytes bytes = read_bytes(whole);
+    write_bytes(cut, Bytes(bytes.begin(), bytes.begin() + long(bytes.size() / 2)));
+    expect_error([&] { dtokd::read_checkpoint_meta(cut); }, {cut, "unreadable"});
+    auto model = dtokd::make_model("cnn_small", 1, 10);
+    expect_error([&] { dtokd::load_checkpoint(cut, *model); }, {cut, "unreadable"});
+
+    // A LibTorch archive, but not one dtokd wrote.
+    const std::string foreign = dir / "foreign.pt";
+    torch::serialize::OutputArchive ar;
+    ar.write("weight", torch::randn({4}));
+    ar.save_to(foreign);
+    expect_error([&] { dtokd::read_checkpoint_meta(foreign); }, {foreign, "not a dtokd checkpoint"});
+    expect_error([&] { dtokd::load_checkpoint(foreign, *model); }, {foreign, "not a dtokd checkpoint"});
+    EXPECT_FALSE(dtokd::is_dtokd_checkpoint(foreign));
+
+    // A future format version.
+    const std::string future = dir / "future.pt";
+    torch::serialize::OutputArchive v2;
+    v2.write("dtokd_format_version", torch::scalar_tensor(dtokd::kCheckpointFormatVersion + 1, torch::kLong));
+    v2.save_to(future);
+    expect_error([&] { dtokd::read_checkpoint_meta(future); },
+                 {future, "version " + std::to_string(dtokd::kCheckpointFormatVersion + 1),
+                  "reads version " + std::to_string(dtokd::kCheckpointFormatVersion)});
+}
+
+TEST(Checkpoint, ShapeMismatchNamesTheKeyAndBothShapes) {
+    ScratchDir dir("ckptshape");
+    const std::string path = dir / "small.pt";
+    auto small = dtokd::make_model("cnn_small", 1, 10);
+    dtokd::save_checkpoint(path, *small, sample_meta(), {});
+    auto large = dtokd::make_model("cnn_large", 1, 10);
+    const auto small_params = small->named_parameters(true);
+    // The first parameter of cnn_large (load order) whose shape differs from cnn_small's.
+    std::string key, small_shape, large_shape;
+    for (const auto &p : large->named_parameters(true)) {
+        const at::Tensor *s = small_params.find(p.key());
+        ASSERT_NE(s, nullptr) << "cnn_small lacks " << p.key() << "; the test expects a shape mismatch first";
+        if (s->sizes() != p.value().sizes()) {
+            key = p.key();
+            small_shape = c10::str(s->sizes());
+            large_shape = c10::str(p.value().sizes());
+            break;
+        }
+    }
+    ASSERT_FALSE(key.empty());
+    expect_error([&] { dtokd::load_checkpoint(path, *large); },
+                 {path, "'param/" + key + "'", small_shape, large_shape});
+
+    // Same shapes, another class count: the fc layer names the mismatch.
+    auto eleven = dtokd::make_model("cnn_small", 1, 11);
+    expect_error([&] { dtokd::load_checkpoint(path, *eleven); }, {path, "param/fc.", "[10", "[11"});
+}
+
+TEST(Checkpoint, SavesAtomically) {
+    ScratchDir dir("ckptatomic");
+    const std::string path = dir / "checkpoint.pt";
+    auto a = dtokd::make_model("cnn_small", 1, 10);
+    CheckpointMeta m = sample_meta();
+    dtokd::save_checkpoint(path, *a, m, {});
+    m.step = 5555;
+    dtokd::save_checkpoint(path, *a, m, {torch::ones({3})});  // replaces the first
+    EXPECT_EQ(files_under(dir.path()), std::vector<std::string>{"checkpoint.pt"});
+    EXPECT_EQ(dtokd::read_checkpoint_meta(path).step, 5555);
+
+    const std::string nowhere = dir / "no/such/folder";
+    expect_error([&] { dtokd::save_checkpoint(nowhere + "/c.pt", *a, m, {}); }, {nowhere, "does not exist"});
+    EXPECT_FALSE(fs::exists(dir / "no"));
+    EXPECT_EQ(files_under(dir.path()), std::vector<std::string>{"checkpoint.pt"});
+}
+
+TEST(WriteFileAtomic, ReplacesContentWhole) {
+    ScratchDir dir("atomic");
+    const std::string path = dir / "summary.json";
+    dtokd::write_file_atomic(path, std::string(10000, 'x') + "tail");
+    dtokd::write_file_atomic(path, "short");
+    const Bytes got = read_bytes(path);
+    EXPECT_EQ(std::string(got.begin(), got.end()), "short");  // not "short" + the old tail
+    dtokd::write_file_atomic(path, "");
+    EXPECT_EQ(fs::file_size(path), 0u);
+    EXPECT_EQ(files_under(dir.path()), std::vector<std::string>{"summary.json"});
+
+    expect_error([&] { dtokd::write_file_atomic(dir / "absent/x.txt", "x"); }, {dir / "absent", "does not exist"});
+    EXPECT_FALSE(fs::exists(dir / "absent"));
+
+    // The rename fails (the target is a non-empty folder): the error propagates,
+    // the folder is untouched and the temp file is removed.
+    fs::create_directories(dir / "busy");
+    write_bytes(dir / "busy/keep", Bytes{1, 2, 3});
+    EXPECT_ANY_THROW(dtokd::write_file_atomic(dir / "busy", "new"));
+    EXPECT_EQ(read_bytes(dir / "busy/keep"), (Bytes{1, 2, 3}));
+    EXPECT_EQ(files_under(dir.path()), (std::vector<std::string>{"busy", "busy/keep", "summary.json"}));
+}
+
+}  // namespace
