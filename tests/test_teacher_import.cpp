@@ -1,0 +1,184 @@
+// pipelines/model_handle load_teacher: TorchScript teachers written by PyTorch
+// (Debian's python3-torch at /usr/bin/python3, run here) give the same logits in
+// dtokd as in PyTorch; a class-count or input-shape mismatch, for TorchScript and
+// for dtokd checkpoint teachers, is one clear error raised before any training
+// (run_training creates no run folder).
+#include <torch/torch.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "checkpoint.h"
+#include "model_factory.h"
+#include "model_handle.h"
+#include "scratch_data.h"
+#include "train_config.h"
+#include "trainer.h"
+
+namespace {
+
+using namespace dtokd_test;
+
+// Not the `python3` on PATH (a pyenv without torch): Debian's python3-torch.
+constexpr const char *kPython = "/usr/bin/python3";
+
+// Writes, into argv[1]: linear.pt (Flatten + Linear(784, 10), 1x28x28 -> 10),
+// rgb.pt (Conv2d(3, 10, 28) + Flatten, 3x28x28 -> 10), and for linear.pt a
+// fixed input and PyTorch's output as raw little-endian float32.
+constexpr const char *kScript = R"PY(
+import struct, sys, torch
+out = sys.argv[1]
+torch.manual_seed(0)
+linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).eval()
+torch.jit.save(torch.jit.script(linear), out + "/linear.pt")
+rgb = torch.nn.Sequential(torch.nn.Conv2d(3, 10, 28), torch.nn.Flatten()).eval()
+torch.jit.save(torch.jit.script(rgb), out + "/rgb.pt")
+x = torch.randn(3, 1, 28, 28)
+with torch.no_grad():
+    y = linear(x)
+def put(name, t):
+    v = t.contiguous().view(-1).tolist()
+    with open(out + "/" + name, "wb") as f:
+        f.write(struct.pack("<%df" % len(v), *v))
+put("input.f32", x)
+put("expected.f32", y)
+)PY";
+
+torch::Tensor read_f32(const std::string &path, std::vector<int64_t> shape) {
+    const Bytes b = read_bytes(path);
+    torch::Tensor t = torch::empty(shape, torch::kFloat);
+    EXPECT_EQ(b.size(), size_t(t.numel()) * 4) << path;
+    std::memcpy(t.data_ptr<float>(), b.data(), std::min(b.size(), size_t(t.numel()) * 4));
+    return t;
+}
+
+class TorchScriptTeacher : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        dir_ = new ScratchDir("tsteacher");
+        if (std::system((std::string(kPython) + " -c 'import torch' >/dev/null 2>&1").c_str()) != 0) {
+            skip_reason_ = std::string(kPython) + " cannot import torch (install python3-torch: scripts/setup.sh)";
+            return;
+        }
+        write_bytes(*dir_ / "make_teachers.py", Bytes(kScript, kScript + std::strlen(kScript)));
+        const std::string cmd = std::string(kPython) + " " + (*dir_ / "make_teachers.py") + " " + dir_->str() + " 2>&1";
+        if (std::system(cmd.c_str()) != 0) failure_ = "the TorchScript export script failed: " + cmd;
+    }
+    static void TearDownTestSuite() {
+        delete dir_;
+        dir_ = nullptr;
+    }
+    void SetUp() override {
+        if (!skip_reason_.empty()) GTEST_SKIP() << skip_reason_;
+        ASSERT_TRUE(failure_.empty()) << failure_;
+    }
+    static std::string path(const std::string &name) { return *dir_ / name; }
+
+    static ScratchDir *dir_;
+    static std::string skip_reason_, failure_;
+};
+ScratchDir *TorchScriptTeacher::dir_ = nullptr;
+std::string TorchScriptTeacher::skip_reason_, TorchScriptTeacher::failure_;
+
+TEST_F(TorchScriptTeacher, LogitsMatchPyTorch) {
+    dtokd::ModelHandle h = dtokd::load_teacher(path("linear.pt"), 1, 28, 28, 10);
+    EXPECT_EQ(h.name, "torchscript:" + path("linear.pt"));
+    EXPECT_EQ(h.num_classes, 10);
+    EXPECT_EQ(h.module, nullptr);
+    const torch::Tensor x = read_f32(path("input.f32"), {3, 1, 28, 28});
+    const torch::Tensor expected = read_f32(path("expected.f32"), {3, 10});
+    torch::NoGradGuard no_grad;
+    const torch::Tensor y = h.forward(x);
+    ASSERT_EQ(y.sizes(), expected.sizes());
+    EXPECT_LT((y - expected).abs().max().item<double>(), 1e-5);
+    EXPECT_GT(expected.abs().max().item<double>(), 1e-3);  // a real output, not zeros
+}
+
+TEST_F(TorchScriptTeacher, ClassCountMismatch) {
+    expect_error([] { dtokd::load_teacher(path("linear.pt"), 1, 28, 28, 7); },
+                 {path("linear.pt"), "[2, 10]", "expected [2, 7]", "7 classes"});
+}
+
+TEST_F(TorchScriptTeacher, InputShapeMismatch) {
+    // rgb.pt takes 3 channels; the data has 1.
+    expect_error([] { dtokd::load_teacher(path("rgb.pt"), 1, 28, 28, 10); }, {path("rgb.pt"), "1x28x28"});
+    EXPECT_NO_THROW(dtokd::load_teacher(path("rgb.pt"), 3, 28, 28, 10));
+    // Flatten + Linear(784) cannot take 3x32x32 either.
+    expect_error([] { dtokd::load_teacher(path("linear.pt"), 3, 32, 32, 10); }, {path("linear.pt"), "3x32x32"});
+}
+
+TEST(TeacherImport, MissingAndUnrecognizedFiles) {
+    ScratchDir dir("teacherbad");
+    expect_error([&] { dtokd::load_teacher(dir / "absent.pt", 1, 28, 28, 10); }, {dir / "absent.pt", "not found"});
+    write_bytes(dir / "junk.pt", random_bytes(500, 3));
+    expect_error([&] { dtokd::load_teacher(dir / "junk.pt", 1, 28, 28, 10); },
+                 {dir / "junk.pt", "neither a dtokd checkpoint nor a TorchScript file"});
+}
+
+dtokd::CheckpointMeta meta_for(const std::string &model, int classes, int channels, int size) {
+    dtokd::CheckpointMeta m;
+    m.model_name = model;
+    m.num_classes = classes;
+    m.in_channels = channels;
+    m.height = size;
+    m.width = size;
+    return m;
+}
+
+TEST(TeacherImport, CheckpointTeacherLoadsInEvalMode) {
+    ScratchDir dir("ckteacher");
+    torch::manual_seed(5);
+    auto model = dtokd::make_model("cnn_small", 1, 10);
+    {
+        // Non-default running stats so train/eval outputs differ.
+        torch::NoGradGuard no_grad;
+        for (auto &b : model->named_buffers(true))
+            if (b.value().is_floating_point()) b.value().copy_(torch::rand_like(b.value()) + 0.5);
+    }
+    dtokd::save_checkpoint(dir / "t.pt", *model, meta_for("cnn_small", 10, 1, 28), {});
+    dtokd::ModelHandle h = dtokd::load_teacher(dir / "t.pt", 1, 28, 28, 10);
+    EXPECT_EQ(h.name, "cnn_small");
+    ASSERT_NE(h.module, nullptr);
+    EXPECT_FALSE(h.module->is_training());
+    model->eval();
+    torch::NoGradGuard no_grad;
+    const torch::Tensor x = torch::randn({4, 1, 28, 28});
+    EXPECT_TRUE(torch::allclose(h.forward(x), model->forward(x), /*rtol=*/0, /*atol=*/1e-6));
+}
+
+TEST(TeacherImport, CheckpointTeacherMismatchFailsBeforeTraining) {
+    ScratchDir dir("ckmismatch");
+    dtokd::save_checkpoint(dir / "seven.pt", *dtokd::make_model("cnn_small", 1, 7), meta_for("cnn_small", 7, 1, 28),
+                           {});
+    dtokd::save_checkpoint(dir / "rgb.pt", *dtokd::make_model("cnn_small", 3, 10), meta_for("cnn_small", 10, 3, 32),
+                           {});
+    expect_error([&] { dtokd::load_teacher(dir / "seven.pt", 1, 28, 28, 10); },
+                 {dir / "seven.pt", "cnn_small", "has 7 classes", "the data has 10"});
+    expect_error([&] { dtokd::load_teacher(dir / "rgb.pt", 1, 28, 28, 10); },
+                 {dir / "rgb.pt", "takes 3x32x32", "data is 1x28x28"});
+
+    // Through the trainer: the error comes before the run folder exists.
+    fs::create_directories(dir / "data");
+    const IdxSplit s = random_idx_split(16, 28, 28, 10, 2);
+    write_idx_dataset(dir / "data", s, s, 28, 28, false);
+    dtokd::TrainConfig cfg;
+    cfg.dataset = "mnist";
+    cfg.data_dir = dir / "data";
+    cfg.model = "cnn_small";
+    cfg.method = "dto";
+    cfg.teacher = dir / "seven.pt";
+    cfg.epochs = 1;
+    cfg.max_steps = 1;
+    cfg.batch_size = 8;
+    cfg.progress = false;
+    cfg.out = dir / "run";
+    expect_error([&] { dtokd::run_training(cfg, ""); }, {dir / "seven.pt", "has 7 classes"});
+    EXPECT_FALSE(fs::exists(dir / "run"));
+    EXPECT_FALSE(fs::exists(dir / "run.partial"));
+    EXPECT_FALSE(fs::exists(dir / "cache"));
+}
+
+}  // namespace
