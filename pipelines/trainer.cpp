@@ -112,7 +112,11 @@ void check_config(const TrainConfig &cfg) {
 
 }  // namespace
 
-RunResult run_training(const TrainConfig &cfg, const std::string &resolved_config) {
+RunResult run_training(const TrainConfig &config, const std::string &resolved_config) {
+    // "--out runs/x/" (shell completion) names the run runs/x: with the slash kept,
+    // <out>.partial would be runs/x/.partial and the final rename onto runs/x/ fails.
+    TrainConfig cfg = config;
+    while (cfg.out.size() > 1 && cfg.out.back() == '/') cfg.out.pop_back();
     check_config(cfg);
     const KernelBackend backend = parse_kernel_backend(cfg.kernels);
     std::unique_ptr<TradeoffPolicy> policy = make_policy(policy_config(cfg));

@@ -1,0 +1,302 @@
+// pipelines/dtokd_main (the dtokd binary, run as a child process) on a tiny IDX
+// dataset written here (256 train / 64 test 28x28 images, 10 classes): train,
+// distill with every method, eval; config files and flag overrides; and every bad
+// invocation exits non-zero with one clear message and leaves no run behind.
+#include <torch/torch.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <map>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "scratch_data.h"
+
+#ifndef DTOKD_CLI
+#error "tests/CMakeLists.txt passes the dtokd binary's path as DTOKD_CLI"
+#endif
+
+namespace {
+
+using namespace dtokd_test;
+
+struct CliResult {
+    int code = -1;
+    std::string output;  // stdout and stderr together
+};
+
+std::string quoted(const std::string &s) { return "'" + s + "'"; }
+
+CliResult run_cli(const std::string &args) {
+    const std::string cmd = std::string(DTOKD_CLI) + " " + args + " 2>&1";
+    CliResult r;
+    FILE *pipe = ::popen(cmd.c_str(), "r");
+    if (!pipe) {
+        r.output = "popen failed: " + cmd;
+        return r;
+    }
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
+    const int status = ::pclose(pipe);
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return r;
+}
+
+std::string slurp(const std::string &path) {
+    const Bytes b = read_bytes(path);
+    return std::string(b.begin(), b.end());
+}
+
+std::map<std::string, Bytes> snapshot(const fs::path &dir) {
+    std::map<std::string, Bytes> out;
+    for (const std::string &f : files_under(dir))
+        if (fs::is_regular_file(dir / f)) out[f] = read_bytes((dir / f).string());
+    return out;
+}
+
+int count(const std::string &text, const std::string &part) {
+    int n = 0;
+    for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) n++;
+    return n;
+}
+
+// A failed run: non-zero exit, one "dtokd: error:" line naming every one of `parts`.
+void expect_one_error(const CliResult &r, std::initializer_list<std::string> parts) {
+    EXPECT_NE(r.code, 0) << r.output;
+    EXPECT_EQ(count(r.output, "dtokd: error:"), 1) << r.output;
+    EXPECT_FALSE(contains(r.output, "terminate called")) << r.output;
+    for (const std::string &p : parts) EXPECT_TRUE(contains(r.output, p)) << "no '" << p << "' in: " << r.output;
+}
+
+class DtokdCli : public ::testing::Test {
+protected:
+    // One dataset for the suite; one trained run, made on first use (ctest runs each
+    // test in its own process, and each CLI run costs a process start).
+    static void SetUpTestSuite() {
+        root_ = new ScratchDir("cli");
+        fs::create_directories(*root_ / "data");
+        write_idx_dataset(*root_ / "data", random_idx_split(256, 28, 28, 10, 1), random_idx_split(64, 28, 28, 10, 2),
+                          28, 28, /*gz=*/true);
+    }
+    static void TearDownTestSuite() {
+        delete train_;
+        delete root_;
+        train_ = nullptr;
+        root_ = nullptr;
+    }
+    // `train ... --out <root>/t`, run once.
+    static const CliResult &trained() {
+        if (!train_) train_ = new CliResult(run_cli("train " + common() + " --out " + quoted(path("t"))));
+        return *train_;
+    }
+
+    static std::string path(const std::string &name) { return *root_ / name; }
+    static std::string data_args() { return "--dataset mnist --data " + quoted(path("data")); }
+    static std::string common() {
+        return data_args() + " --model cnn_small --epochs 1 --max-steps 3 --batch-size 32 --no-progress";
+    }
+
+    static ScratchDir *root_;
+    static CliResult *train_;
+};
+ScratchDir *DtokdCli::root_ = nullptr;
+CliResult *DtokdCli::train_ = nullptr;
+
+#define ASSERT_TRAINED() ASSERT_EQ(trained().code, 0) << "the suite's train run failed:\n" << trained().output
+
+// Every line of metrics.jsonl is one {...} object; the train lines carry pi1.
+void expect_metrics(const std::string &run) {
+    std::istringstream in(slurp(run + "/metrics.jsonl"));
+    std::string line;
+    int train_lines = 0, epoch_lines = 0;
+    while (std::getline(in, line)) {
+        ASSERT_FALSE(line.empty());
+        EXPECT_EQ(line.front(), '{') << line;
+        EXPECT_EQ(line.back(), '}') << line;
+        EXPECT_EQ(count(line, "{"), 1) << line;
+        if (contains(line, "\"type\":\"train\"")) {
+            train_lines++;
+            EXPECT_TRUE(contains(line, "\"pi1\":")) << line;
+            EXPECT_TRUE(contains(line, "\"step\":3")) << line;
+        }
+        if (contains(line, "\"type\":\"epoch\"")) {
+            epoch_lines++;
+            EXPECT_TRUE(contains(line, "\"test_accuracy\":")) << line;
+        }
+    }
+    EXPECT_EQ(train_lines, 1) << run;
+    EXPECT_EQ(epoch_lines, 1) << run;
+}
+
+void expect_complete_run(const std::string &run, const std::string &method) {
+    for (const char *f : {"config.toml", "metrics.jsonl", "checkpoint.pt", "summary.json"})
+        EXPECT_TRUE(fs::is_regular_file(run + "/" + f)) << run << "/" << f;
+    EXPECT_FALSE(fs::exists(run + ".partial"));
+    const std::string summary = slurp(run + "/summary.json");
+    EXPECT_TRUE(contains(summary, "\"method\":\"" + method + "\"")) << summary;
+    EXPECT_TRUE(contains(summary, "\"steps\":3")) << summary;
+    EXPECT_TRUE(contains(summary, "\"model\":\"cnn_small\"")) << summary;
+    expect_metrics(run);
+}
+
+TEST_F(DtokdCli, TrainWritesACompleteRun) {
+    ASSERT_TRAINED();
+    expect_complete_run(path("t"), "ce");
+    EXPECT_TRUE(contains(trained().output, "\"final_test_accuracy\":")) << trained().output;
+    EXPECT_TRUE(std::regex_search(slurp(path("t/config.toml")), std::regex(R"(model\s*=\s*"cnn_small")")));
+    EXPECT_FALSE(fs::exists(path("t.partial")));
+}
+
+TEST_F(DtokdCli, DistillsWithEveryMethod) {
+    ASSERT_TRAINED();
+    const std::string teacher = quoted(path("t/checkpoint.pt"));
+    bool first = true;
+    for (const std::string method : {"kd", "dto", "dto-amortized", "dto-logit"}) {
+        SCOPED_TRACE(method);
+        const std::string out = path("d-" + method);
+        const CliResult r =
+            run_cli("distill " + common() + " --teacher " + teacher + " --method " + method + " --out " + quoted(out));
+        ASSERT_EQ(r.code, 0) << r.output;
+        expect_complete_run(out, method);
+        // The first run fills <out>/../cache with the teacher's logits; the rest reuse them.
+        EXPECT_TRUE(contains(slurp(out + "/summary.json"),
+                             std::string("\"teacher_logits_cached\":") + (first ? "false" : "true")));
+        first = false;
+    }
+    // With augmentation the teacher runs on every batch (no cache).
+    const CliResult aug = run_cli("distill " + common() + " --teacher " + teacher + " --method dto --augment --out " +
+                                  quoted(path("d-aug")));
+    ASSERT_EQ(aug.code, 0) << aug.output;
+    expect_complete_run(path("d-aug"), "dto");
+}
+
+TEST_F(DtokdCli, ExistingRunIsNeverOverwritten) {
+    ASSERT_TRAINED();
+    const auto before = snapshot(path("t"));
+    ASSERT_FALSE(before.empty());
+    const CliResult r = run_cli("train " + common() + " --out " + quoted(path("t")));
+    expect_one_error(r, {path("t"), "already exists"});
+    EXPECT_EQ(snapshot(path("t")), before);
+    EXPECT_FALSE(fs::exists(path("t.partial")));
+}
+
+TEST_F(DtokdCli, OutWithTrailingSlashIsTheSameRun) {
+    // Shell completion writes `--out runs/x/`: the run is runs/x, its cache beside it.
+    ScratchDir dir("clislash");
+    const CliResult r = run_cli("train " + common() + " --out " + quoted(dir / "x/"));
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_EQ(files_under(dir.path()), (std::vector<std::string>{"x", "x/checkpoint.pt", "x/config.toml",
+                                                                  "x/metrics.jsonl", "x/summary.json"}));
+    expect_one_error(run_cli("train " + common() + " --out " + quoted(dir / "x/")), {"already exists"});
+}
+
+TEST_F(DtokdCli, ConfigFileIsHonouredAndFlagsOverrideIt) {
+    ScratchDir dir("clicfg");
+    {
+        std::ofstream f(dir / "f.toml");
+        f << "# a run config\nepochs = 1\nlr = 0.01\n";
+    }
+    const std::string base = "train " + data_args() + " --model cnn_small --max-steps 2 --batch-size 32 --no-progress" +
+                             " --config " + quoted(dir / "f.toml");
+    const CliResult from_file = run_cli(base + " --out " + quoted(dir / "a"));
+    ASSERT_EQ(from_file.code, 0) << from_file.output;
+    const std::string resolved = slurp(dir / "a/config.toml");
+    EXPECT_TRUE(std::regex_search(resolved, std::regex(R"((^|\n)lr\s*=\s*0\.01\s*(\n|$))"))) << resolved;
+    EXPECT_TRUE(std::regex_search(resolved, std::regex(R"((^|\n)epochs\s*=\s*1\s*(\n|$))"))) << resolved;
+
+    const CliResult flag = run_cli(base + " --lr 0.02 --out " + quoted(dir / "b"));
+    ASSERT_EQ(flag.code, 0) << flag.output;
+    const std::string overridden = slurp(dir / "b/config.toml");
+    EXPECT_TRUE(std::regex_search(overridden, std::regex(R"((^|\n)lr\s*=\s*0\.02\s*(\n|$))"))) << overridden;
+    EXPECT_FALSE(std::regex_search(overridden, std::regex(R"((^|\n)lr\s*=\s*0\.01)"))) << overridden;
+    EXPECT_TRUE(std::regex_search(overridden, std::regex(R"((^|\n)epochs\s*=\s*1\s*(\n|$))"))) << overridden;
+
+    // The resolved config is itself a valid config file that reproduces the run's options.
+    const CliResult again = run_cli("train --config " + quoted(dir / "b/config.toml") + " --out " + quoted(dir / "c"));
+    ASSERT_EQ(again.code, 0) << again.output;
+    std::string expected = overridden;
+    const std::string b_dir = dir / "b", c_dir = dir / "c";
+    ASSERT_NE(expected.find(b_dir), std::string::npos) << expected;
+    expected.replace(expected.find(b_dir), b_dir.size(), c_dir);  // only --out differs
+    EXPECT_EQ(slurp(c_dir + "/config.toml"), expected);
+}
+
+TEST_F(DtokdCli, BadConfigFilesFailNamingTheKey) {
+    ScratchDir dir("clibadcfg");
+    const std::string base = "train " + common() + " --config ";
+    {
+        std::ofstream f(dir / "unknown.toml");
+        f << "epochs = 1\nnope = 1\n";
+    }
+    const CliResult unknown = run_cli(base + quoted(dir / "unknown.toml") + " --out " + quoted(dir / "u"));
+    expect_one_error(unknown, {dir / "unknown.toml", "unknown key 'nope'"});
+    EXPECT_FALSE(fs::exists(dir / "u"));
+    {
+        std::ofstream f(dir / "type.toml");
+        f << "epochs = \"many\"\n";
+    }
+    const std::string no_epochs_flag = "train " + data_args() + " --model cnn_small --max-steps 3 --no-progress";
+    const CliResult type = run_cli(no_epochs_flag + " --config " + quoted(dir / "type.toml") + " --out " +
+                                   quoted(dir / "w"));
+    expect_one_error(type, {dir / "type.toml", "'epochs'", "integer"});
+    EXPECT_FALSE(fs::exists(dir / "w"));
+    {
+        std::ofstream f(dir / "syntax.toml");
+        f << "epochs = = 1\n";
+    }
+    const CliResult syntax = run_cli(base + quoted(dir / "syntax.toml") + " --out " + quoted(dir / "s"));
+    expect_one_error(syntax, {dir / "syntax.toml", "line 1"});
+    EXPECT_FALSE(fs::exists(dir / "s"));
+
+    const CliResult missing = run_cli(base + quoted(dir / "absent.toml") + " --out " + quoted(dir / "m"));
+    expect_one_error(missing, {dir / "absent.toml"});
+    EXPECT_FALSE(fs::exists(dir / "m"));
+}
+
+TEST_F(DtokdCli, UnknownModelListsTheKnownOnes) {
+    const CliResult r = run_cli("train " + data_args() + " --model nope_net --max-steps 1 --no-progress --out " +
+                                quoted(path("nope")));
+    expect_one_error(r, {"nope_net", "cnn_small", "cnn_large", "resnet8"});
+    EXPECT_FALSE(fs::exists(path("nope")));
+    EXPECT_FALSE(fs::exists(path("nope.partial")));
+}
+
+TEST_F(DtokdCli, MissingDataFolderIsNamed) {
+    const std::string absent = path("no-such-data");
+    const CliResult r = run_cli("train --dataset mnist --data " + quoted(absent) +
+                                " --model cnn_small --max-steps 1 --no-progress --out " + quoted(path("nodata")));
+    expect_one_error(r, {absent, "not found"});
+    EXPECT_FALSE(fs::exists(path("nodata")));
+    EXPECT_FALSE(fs::exists(path("nodata.partial")));
+}
+
+TEST_F(DtokdCli, DistillNeedsATeacher) {
+    const CliResult r = run_cli("distill " + common() + " --method kd --out " + quoted(path("noteacher")));
+    expect_one_error(r, {"kd", "--teacher"});
+    EXPECT_FALSE(fs::exists(path("noteacher")));
+}
+
+TEST_F(DtokdCli, EvalPrintsTestAccuracy) {
+    ASSERT_TRAINED();
+    const CliResult r = run_cli("eval " + quoted(path("t/checkpoint.pt")) + " " + data_args());
+    ASSERT_EQ(r.code, 0) << r.output;
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(r.output, m, std::regex(R"(test accuracy ([0-9.eE+-]+))"))) << r.output;
+    const double acc = std::stod(m[1]);
+    EXPECT_GE(acc, 0.0);
+    EXPECT_LE(acc, 1.0);
+    // The same number the run recorded for its last epoch.
+    std::smatch s;
+    const std::string summary = slurp(path("t/summary.json"));
+    ASSERT_TRUE(std::regex_search(summary, s, std::regex(R"("final_test_accuracy":([0-9.eE+-]+))"))) << summary;
+    EXPECT_NEAR(acc, std::stod(s[1]), 1e-5);
+
+    expect_one_error(run_cli("eval " + quoted(path("absent.pt")) + " " + data_args()),
+                     {path("absent.pt"), "not found"});
+}
+
+}  // namespace
