@@ -1,6 +1,7 @@
-// One thread count for LibTorch's intra-op pool and Halide's thread pool.
-// OpenMP on the target machines defaults to ONE thread unless told, so the
-// runtime always sets it explicitly.
+// One thread count for LibTorch's intra-op pool and Halide's parallel loops, which
+// run ON that pool (a custom halide do_par_for over at::parallel_for): one pool, no
+// contention. OpenMP on the target machines defaults to ONE thread unless told, so
+// the runtime always sets it explicitly.
 #pragma once
 
 namespace dtokd {
