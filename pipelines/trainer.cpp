@@ -128,6 +128,7 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     // Everything that can fail on bad input happens before the run folder exists.
     const DatasetPair data = load_dataset(cfg.dataset, cfg.data_dir);
     const ImageDataset &train = data.train;
+    at::manual_seed(cfg.seed);  // same seed, same initial student (and data order, via the loader)
     ModelHandle student = build_model(cfg.model, train.channels(), train.height(), train.width(), train.num_classes);
     ModelHandle teacher;
     const bool distill = !cfg.teacher.empty() && cfg.method != "ce";

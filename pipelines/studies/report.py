@@ -1,0 +1,127 @@
+#!/usr/bin/python3
+"""Renders the Fashion-MNIST study (pipelines/studies/fashion_mnist.sh) from the runs'
+metrics.jsonl / summary.json files: docs/results/fashion_mnist.md and PNG plots.
+Needs Debian's python3-matplotlib. Only reads what the runs wrote."""
+import argparse, json, math, os, statistics, sys, datetime
+
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+ORDER = ["ce", "kd-a0.1", "kd-a0.3", "kd-a0.5", "kd-a0.7", "kd-a0.9", "dto", "dto-amortized", "dto-logit"]
+
+
+def read_runs(root):
+    runs = {}
+    for method in ORDER:
+        folder = os.path.join(root, method)
+        if not os.path.isdir(folder):
+            continue
+        for seed in sorted(os.listdir(folder)):
+            run = os.path.join(folder, seed)
+            summary = os.path.join(run, "summary.json")
+            if not os.path.exists(summary):
+                continue
+            train, epochs = [], []
+            with open(os.path.join(run, "metrics.jsonl")) as f:
+                for line in f:
+                    rec = json.loads(line)
+                    (epochs if rec["type"] == "epoch" else train).append(rec)
+            with open(summary) as f:
+                runs.setdefault(method, []).append({"seed": seed, "summary": json.load(f), "train": train, "epochs": epochs})
+    return runs
+
+
+def mean_std(values):
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--root", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--command", default="")
+    p.add_argument("--seconds", type=float, default=float("nan"))
+    a = p.parse_args()
+    runs = read_runs(a.root)
+    if not runs:
+        sys.exit(f"report.py: no finished runs under {a.root}")
+    os.makedirs(a.out, exist_ok=True)
+
+    finals = {m: [r["summary"]["final_test_accuracy"] for r in rs] for m, rs in runs.items()}
+    bests = {m: [r["summary"]["best_test_accuracy"] for r in rs] for m, rs in runs.items()}
+    kd_methods = [m for m in runs if m.startswith("kd-")]
+    best_kd = max(kd_methods, key=lambda m: mean_std(finals[m])[0]) if kd_methods else None
+    target = mean_std(finals[best_kd])[0] if best_kd else float("nan")
+
+    def first_epoch(run):
+        for e in run["epochs"]:
+            if e["test_accuracy"] >= target:
+                return e["epoch"] + 1
+        return None
+
+    rows = []
+    for m in ORDER:
+        if m not in runs:
+            continue
+        fm, fs = mean_std(finals[m])
+        bm, bs = mean_std(bests[m])
+        reach = [first_epoch(r) for r in runs[m]]
+        reached = [x for x in reach if x is not None]
+        reach_text = (f"{statistics.mean(reached):.1f}" + (f" ({len(reached)}/{len(reach)} seeds)" if len(reached) < len(reach) else "")) if reached else "never"
+        step_ms = 1e3 * statistics.mean(r["summary"]["mean_step_seconds"] for r in runs[m])
+        rows.append(f"| {m} | {100*fm:.2f} ± {100*fs:.2f} | {100*bm:.2f} ± {100*bs:.2f} | {reach_text} | {step_ms:.1f} |")
+
+    # Plots: accuracy vs epoch (mean over seeds); pi vs step; conflict and norm ratio vs step.
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for m in ORDER:
+        if m not in runs:
+            continue
+        n = min(len(r["epochs"]) for r in runs[m])
+        xs = list(range(1, n + 1))
+        ys = [100 * statistics.mean(r["epochs"][i]["test_accuracy"] for r in runs[m]) for i in range(n)]
+        ax.plot(xs, ys, marker="o", ms=3, label=m, lw=2 if m.startswith("dto") else 1)
+    ax.set_xlabel("epoch"); ax.set_ylabel("test accuracy (%) mean over seeds"); ax.grid(alpha=0.3); ax.legend(fontsize=7)
+    fig.tight_layout(); fig.savefig(os.path.join(a.out, "fashion_mnist_accuracy.png"), dpi=110); plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for m in ["dto", "dto-amortized", "dto-logit"]:
+        if m in runs:
+            r = runs[m][0]
+            ax.plot([t["step"] for t in r["train"]], [t["pi1"] for t in r["train"]], label=f"{m} pi1 (distill)", marker=".", ms=3)
+    ax.set_xlabel("step"); ax.set_ylabel("pi1 (pi2 = 1 - pi1)"); ax.set_ylim(-0.02, 1.02); ax.grid(alpha=0.3); ax.legend(fontsize=8)
+    fig.tight_layout(); fig.savefig(os.path.join(a.out, "fashion_mnist_pi.png"), dpi=110); plt.close(fig)
+
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    for m in ["dto", "dto-logit"]:
+        if m in runs:
+            r = runs[m][0]
+            steps = [t["step"] for t in r["train"]]
+            ax1.plot(steps, [t["conflict_fraction"] if t["conflict_fraction"] is not None else math.nan for t in r["train"]], label=m)
+            ax2.plot(steps, [t["norm_ratio"] if t["norm_ratio"] is not None else math.nan for t in r["train"]], label=m)
+    ax1.set_ylabel("fraction of steps cos(a,b) < 0"); ax1.grid(alpha=0.3); ax1.legend(fontsize=8)
+    ax2.set_ylabel("||grad L_d|| / ||grad L_t||"); ax2.set_yscale("log"); ax2.set_xlabel("step"); ax2.grid(alpha=0.3)
+    fig.tight_layout(); fig.savefig(os.path.join(a.out, "fashion_mnist_conflict.png"), dpi=110); plt.close(fig)
+
+    seeds = max(len(v) for v in runs.values())
+    with open(os.path.join(a.out, "fashion_mnist.md"), "w") as f:
+        f.write("# Fashion-MNIST study: DTO-KD vs hand-tuned KD\n\n")
+        f.write(f"Produced by `{a.command}` on {datetime.date.today().isoformat()} ({os.cpu_count()} cores"
+                + (f", {a.seconds/60:.0f} min in all" if not math.isnan(a.seconds) else "") + ").\n")
+        f.write("Teacher cnn_large, student cnn_small, SGD momentum 0.9, lr 0.05 cosine, batch 128, T = 4; "
+                f"{seeds} seeds (seed = initial student and data order, shared by all methods). "
+                "Test accuracy is only reported, never used to tune anything.\n\n")
+        if best_kd:
+            f.write(f"Best KD by final accuracy: **{best_kd}** ({100*target:.2f}%); "
+                    "'epoch to reach' = first epoch whose test accuracy reaches it (mean over seeds that do).\n\n")
+        f.write("| method | final acc (%) | best acc (%) | epoch to reach best KD's final | step time (ms) |\n")
+        f.write("| --- | --- | --- | --- | --- |\n")
+        f.write("\n".join(rows) + "\n\n")
+        f.write("![accuracy](fashion_mnist_accuracy.png)\n\n![pi](fashion_mnist_pi.png)\n\n![conflict](fashion_mnist_conflict.png)\n")
+    print(f"wrote {os.path.join(a.out, 'fashion_mnist.md')}")
+
+
+if __name__ == "__main__":
+    main()
