@@ -1,0 +1,244 @@
+// dtokd's side of the PyTorch peer comparison (bench/peer/run_peer.py drives it).
+//   dump:  build the student with a seed, write its initial parameters, the batch and
+//          the teacher logits (raw little-endian tensors + manifest.json), take ONE
+//          step of --method and write pi, the losses and the updated parameters, so
+//          dto_step.py can redo the same step in eager PyTorch and compare.
+//   time:  --warmup + --steps timed steps (student forward + KD kernel + policy step,
+//          the same unit as bench/bm_step), one JSON line with per-step milliseconds.
+//   arith: the DTO arithmetic alone (log-gram + closed form + fused SGD update) on
+//          the model's two gradient arenas filled with N(0,1), one JSON line.
+// The teacher logits are fixed numbers (N(0, 2^2) + 4 on the label): dtokd reads
+// them from its teacher-logit cache, so no teacher forward belongs in the step.
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "flat_arena.h"
+#include "fused_optimizer.h"
+#include "kernels.h"
+#include "logit_kd_pair.h"
+#include "min_norm.h"
+#include "model_handle.h"
+#include "threads.h"
+#include "tradeoff_policy.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Args {
+    std::string mode, model = "cnn_small", method = "dto", out;
+    int channels = 1, height = 28, width = 28, classes = 10, batch = 128, threads = 0, warmup = 5, steps = 20;
+    int64_t seed = 0;
+    double lr = 0.05, momentum = 0.9, weight_decay = 5e-4;
+};
+
+Args parse(int argc, char **argv) {
+    if (argc < 2) throw std::invalid_argument("usage: peer_step dump|time|arith [--model M] [--input CxHxW] ...");
+    Args a;
+    a.mode = argv[1];
+    if (a.mode != "dump" && a.mode != "time" && a.mode != "arith")
+        throw std::invalid_argument("mode '" + a.mode + "' is unknown; expected dump, time or arith");
+    for (int i = 2; i < argc; i += 2) {
+        const std::string k = argv[i];
+        if (i + 1 >= argc) throw std::invalid_argument(k + " needs a value");
+        const std::string v = argv[i + 1];
+        if (k == "--model") a.model = v;
+        else if (k == "--method") a.method = v;
+        else if (k == "--out") a.out = v;
+        else if (k == "--input") {
+            if (std::sscanf(v.c_str(), "%dx%dx%d", &a.channels, &a.height, &a.width) != 3)
+                throw std::invalid_argument("--input is '" + v + "'; expected CxHxW, e.g. 3x32x32");
+        } else if (k == "--classes") a.classes = std::stoi(v);
+        else if (k == "--batch") a.batch = std::stoi(v);
+        else if (k == "--threads") a.threads = std::stoi(v);
+        else if (k == "--warmup") a.warmup = std::stoi(v);
+        else if (k == "--steps") a.steps = std::stoi(v);
+        else if (k == "--seed") a.seed = std::stoll(v);
+        else if (k == "--lr") a.lr = std::stod(v);
+        else throw std::invalid_argument("option '" + k + "' is unknown");
+    }
+    if (a.mode == "dump" && a.out.empty()) throw std::invalid_argument("dump needs --out DIR");
+    return a;
+}
+
+// Student (training mode), arena, optimizer, policy and one fixed batch, all from --seed.
+struct Setup {
+    dtokd::ModelHandle student;
+    std::unique_ptr<dtokd::TradeoffPolicy> policy;
+    std::unique_ptr<dtokd::FlatArena> arena;
+    std::unique_ptr<dtokd::FusedOptimizer> optimizer;
+    torch::Tensor images, labels, teacher_logits;
+
+    explicit Setup(const Args &a) {
+        torch::manual_seed(a.seed);
+        student = dtokd::build_model(a.model, a.channels, a.height, a.width, a.classes);
+        images = torch::randn({a.batch, a.channels, a.height, a.width});
+        labels = torch::randint(0, a.classes, {a.batch}, torch::kLong);
+        // A teacher that mostly agrees with the labels, so L_distill and L_task pull
+        // partly together and pi lands inside (0, 1) rather than on a clamp.
+        teacher_logits = torch::randn({a.batch, a.classes}) * 2.0 +
+                         torch::one_hot(labels, a.classes).to(torch::kFloat) * 4.0;
+        dtokd::PolicyConfig pc;
+        pc.method = a.method;
+        policy = dtokd::make_policy(pc);
+        arena = std::make_unique<dtokd::FlatArena>(*student.module, std::max(2, policy->gradient_arenas()));
+        dtokd::OptimizerConfig oc;
+        oc.sgd.lr = a.lr;
+        oc.sgd.momentum = a.momentum;
+        oc.sgd.weight_decay = a.weight_decay;
+        optimizer = std::make_unique<dtokd::FusedOptimizer>(arena->params(), oc, dtokd::KernelBackend::halide);
+        student.set_train(true);
+    }
+
+    dtokd::StepStats step(int64_t n, double *forward_seconds = nullptr) {
+        const auto t0 = Clock::now();
+        const torch::Tensor x = images;
+        dtokd::ModelHandle &s = student;
+        dtokd::LogitKdPair pair([&s, x] { return s.forward(x); }, *student.module, teacher_logits, labels, {},
+                                dtokd::KernelBackend::halide);
+        if (forward_seconds) *forward_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+        dtokd::PolicyContext ctx{*arena, *optimizer, dtokd::KernelBackend::halide};
+        return policy->step(pair, ctx, n);
+    }
+};
+
+std::string shape_json(const torch::Tensor &t) {
+    std::string s = "[";
+    for (int64_t d = 0; d < t.dim(); d++) s += (d ? "," : "") + std::to_string(t.size(d));
+    return s + "]";
+}
+
+// Appends tensors to one raw file and their (name, dtype, shape) to a JSON list, in order.
+struct RawWriter {
+    std::ofstream data;
+    std::string entries;
+    explicit RawWriter(const std::string &path) : data(path, std::ios::binary) {
+        if (!data) throw std::runtime_error(path + ": cannot open for writing");
+    }
+    void add(const std::string &name, const torch::Tensor &t) {
+        const torch::Tensor c = t.detach().contiguous().cpu();
+        const bool is_long = c.scalar_type() == torch::kLong;
+        if (!is_long && c.scalar_type() != torch::kFloat)
+            throw std::invalid_argument(name + ": dtype " + std::string(c.dtype().name()) + "; expected float or long");
+        data.write(static_cast<const char *>(c.data_ptr()), std::streamsize(c.nbytes()));
+        if (!data) throw std::runtime_error(name + ": write failed");
+        entries += std::string(entries.empty() ? "" : ",\n    ") + "{\"name\": \"" + name + "\", \"dtype\": \"" +
+                   (is_long ? "int64" : "float32") + "\", \"shape\": " + shape_json(c) + "}";
+    }
+};
+
+void write_text(const std::string &path, const std::string &text) {
+    std::ofstream f(path);
+    f << text;
+    if (!f) throw std::runtime_error(path + ": write failed");
+}
+
+std::string num(double v) {
+    std::ostringstream os;
+    os.precision(17);
+    os << v;
+    return os.str();
+}
+
+void dump(const Args &a, int threads) {
+    Setup s(a);
+    std::filesystem::create_directories(a.out);
+    RawWriter init(a.out + "/initial.bin");
+    for (const auto &p : s.student.module->named_parameters()) init.add("param/" + p.key(), p.value());
+    init.add("images", s.images);
+    init.add("labels", s.labels);
+    init.add("teacher_logits", s.teacher_logits);
+    const dtokd::StepStats st = s.step(0);
+    if (st.skipped) throw std::runtime_error("the step was skipped: " + st.skip_reason);
+    RawWriter after(a.out + "/after.bin");
+    for (const auto &p : s.student.module->named_parameters()) after.add("param/" + p.key(), p.value());
+    std::ostringstream m;
+    m << "{\n  \"model\": \"" << a.model << "\", \"input\": [" << a.channels << "," << a.height << "," << a.width
+      << "], \"classes\": " << a.classes << ", \"batch\": " << a.batch << ", \"method\": \"" << a.method
+      << "\", \"seed\": " << a.seed << ", \"threads\": " << threads << ",\n  \"lr\": " << num(a.lr)
+      << ", \"momentum\": " << num(a.momentum) << ", \"weight_decay\": " << num(a.weight_decay)
+      << ", \"temperature\": 4, \"eps\": 1e-8, \"alpha_distill\": 0.9, \"alpha_task\": 0.1,\n"
+      << "  \"result\": {\"pi1\": " << num(st.pi1) << ", \"pi2\": " << num(st.pi2)
+      << ", \"loss_distill\": " << num(st.loss_distill) << ", \"loss_task\": " << num(st.loss_task) << "},\n"
+      << "  \"initial\": [\n    " << init.entries << "],\n  \"after\": [\n    " << after.entries << "]\n}\n";
+    write_text(a.out + "/manifest.json", m.str());
+    std::cout << "wrote " << a.out << ": pi1 " << st.pi1 << ", L_distill " << st.loss_distill << ", L_task "
+              << st.loss_task << "\n";
+}
+
+std::string list_json(const std::vector<double> &v) {
+    std::string s = "[";
+    for (size_t i = 0; i < v.size(); i++) s += (i ? "," : "") + num(v[i]);
+    return s + "]";
+}
+
+void time_steps(const Args &a, int threads) {
+    Setup s(a);
+    int64_t n = 0;
+    for (int i = 0; i < a.warmup; i++) s.step(n++);  // first calls allocate and JIT (oneDNN)
+    std::vector<double> total, forward;
+    for (int i = 0; i < a.steps; i++) {
+        double fwd = 0;
+        const auto t0 = Clock::now();
+        const dtokd::StepStats st = s.step(n++, &fwd);
+        total.push_back(1e3 * std::chrono::duration<double>(Clock::now() - t0).count());
+        forward.push_back(1e3 * fwd);
+        if (st.skipped) throw std::runtime_error("step " + std::to_string(n) + " skipped: " + st.skip_reason);
+    }
+    std::cout << "{\"impl\": \"dtokd\", \"mode\": \"time\", \"model\": \"" << a.model << "\", \"method\": \""
+              << a.method << "\", \"threads\": " << threads << ", \"params\": " << s.arena->numel()
+              << ", \"step_ms\": " << list_json(total) << ", \"forward_ms\": " << list_json(forward) << "}\n";
+}
+
+void time_arithmetic(const Args &a, int threads) {
+    Args dto = a;
+    dto.method = "dto";
+    Setup s(dto);
+    dtokd::FlatArena &arena = *s.arena;
+    arena.gradients(0).normal_();
+    arena.gradients(1).normal_();
+    auto once = [&] {
+        const dtokd::Gram g = dtokd::log_gram(arena.gradients(0), arena.gradients(1), 1.3, 0.7, 1e-8,
+                                              dtokd::KernelBackend::halide);
+        const dtokd::Tradeoff t = dtokd::min_norm_tradeoff(g);
+        s.optimizer->step(arena.params(), dtokd::dto_direction(arena.gradients(0), arena.gradients(1), t.pi1,
+                                                               t.pi2, 1.3, 0.7, 1e-8));
+    };
+    for (int i = 0; i < a.warmup; i++) once();
+    std::vector<double> ms;
+    for (int i = 0; i < a.steps; i++) {
+        const auto t0 = Clock::now();
+        once();
+        ms.push_back(1e3 * std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+    std::cout << "{\"impl\": \"dtokd\", \"mode\": \"arith\", \"model\": \"" << a.model << "\", \"threads\": "
+              << threads << ", \"params\": " << arena.numel() << ", \"tensors\": " << arena.slots().size()
+              << ", \"step_ms\": " << list_json(ms) << "}\n";
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    try {
+        const Args a = parse(argc, argv);
+        const int threads = dtokd::configure_threads(a.threads);
+        if (a.mode == "dump") dump(a, threads);
+        else if (a.mode == "time") time_steps(a, threads);
+        else time_arithmetic(a, threads);
+        return 0;
+    } catch (const std::exception &e) {
+        std::cerr << "peer_step: " << e.what() << "\n";
+        return 1;
+    }
+}
