@@ -6,6 +6,8 @@
 
 #include <sstream>
 
+#include "kernel_selection.h"
+
 namespace dtokd {
 
 namespace {
@@ -55,6 +57,7 @@ BuildInfo build_info() {
         }
     }
     info.threads = at::get_num_threads();
+    info.kernel_schedules = describe_kernel_selection();
     return info;
 }
 
@@ -73,7 +76,7 @@ std::string format_build_info(const BuildInfo &info) {
        << "\n";
     os << "kernels:";
     for (const auto &k : info.kernels) os << " " << k;
-    os << "\n";
+    os << "\nkernel schedules (dtokd autotune):\n" << info.kernel_schedules;
     return os.str();
 }
 

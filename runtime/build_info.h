@@ -14,7 +14,8 @@ struct BuildInfo {
     std::string cpu_target_selected;       // the first one this CPU can run
     bool cuda_kernels_built = false;
     std::string cuda_target;
-    std::vector<std::string> kernels;  // generated kernel libraries
+    std::vector<std::string> kernels;  // generated kernel libraries (default schedules)
+    std::string kernel_schedules;      // selected schedule variant per kernel, one line each
     std::vector<std::string> cpu_features;
     int threads = 0;
 };

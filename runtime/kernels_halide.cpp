@@ -1,16 +1,13 @@
 // Halide back end of the kernel API: wraps tensors (no copies) and calls the
-// AOT-generated multi-target kernels. Optimizer kernels run in place: the output
-// buffers alias theta and the state (safe, see generators/combined_gradient.h).
+// AOT-generated multi-target kernels, each through the schedule variant selected
+// now (kernel_selection.h; the default schedule unless tuned). Optimizer kernels
+// run in place: the output buffers alias theta and the state (safe, see
+// generators/combined_gradient.h).
 #include <ATen/ATen.h>
 
-#include "dtokd_adamw_update1.h"
-#include "dtokd_adamw_update2.h"
-#include "dtokd_kd_loss.h"
-#include "dtokd_log_gram.h"
-#include "dtokd_sgd_update1.h"
-#include "dtokd_sgd_update2.h"
 #include "halide_bridge.h"
 #include "kernel_backends.h"
+#include "kernel_variants.h"
 
 namespace dtokd::detail::halide_backend {
 
@@ -19,7 +16,7 @@ Gram log_gram(const at::Tensor &a, const at::Tensor &b, double loss_distill, dou
     check_cpu("log_gram", "b", b);
     auto ba = flat_buffer(a), bb = flat_buffer(b);
     Halide::Runtime::Buffer<double> out(3);
-    check_halide_status(dtokd_log_gram(ba, bb, float(loss_distill), float(loss_task), float(eps), out),
+    check_halide_status(selected_kernels().log_gram(ba, bb, float(loss_distill), float(loss_task), float(eps), out),
                         "log_gram");
     return {out(0), out(1), out(2)};
 }
@@ -33,7 +30,7 @@ KdLosses kd_loss(const at::Tensor &student, const at::Tensor &teacher, const at:
     auto gt = matrix_buffer(grad_task), gd = matrix_buffer(grad_distill);
     auto by = int_buffer(labels32);
     Halide::Runtime::Buffer<double> losses(2);
-    check_halide_status(dtokd_kd_loss(bs, bt, by, float(options.temperature), float(options.label_smoothing),
+    check_halide_status(selected_kernels().kd_loss(bs, bt, by, float(options.temperature), float(options.label_smoothing),
                                       losses, gt, gd),
                         "kd_loss");
     return {losses(0), losses(1)};
@@ -45,10 +42,10 @@ void sgd_update(at::Tensor &theta, at::Tensor &buf, const Direction &d, const Sg
     int status;
     if (d.b != nullptr) {
         auto gb = flat_buffer(*d.b);
-        status = dtokd_sgd_update2(ga, gb, float(d.coeff_a), float(d.coeff_b), p, mb, s.lr, s.weight_decay,
+        status = selected_kernels().sgd_update2(ga, gb, float(d.coeff_a), float(d.coeff_b), p, mb, s.lr, s.weight_decay,
                                    s.momentum, s.dampening, s.nesterov, s.first_step, p, mb);
     } else {
-        status = dtokd_sgd_update1(ga, float(d.coeff_a), p, mb, s.lr, s.weight_decay, s.momentum, s.dampening,
+        status = selected_kernels().sgd_update1(ga, float(d.coeff_a), p, mb, s.lr, s.weight_decay, s.momentum, s.dampening,
                                    s.nesterov, s.first_step, p, mb);
     }
     check_halide_status(status, "sgd_update");
@@ -60,10 +57,10 @@ void adamw_update(at::Tensor &theta, at::Tensor &m, at::Tensor &v, const Directi
     int status;
     if (d.b != nullptr) {
         auto gb = flat_buffer(*d.b);
-        status = dtokd_adamw_update2(ga, gb, float(d.coeff_a), float(d.coeff_b), p, bm, bv, s.decay, s.beta1,
+        status = selected_kernels().adamw_update2(ga, gb, float(d.coeff_a), float(d.coeff_b), p, bm, bv, s.decay, s.beta1,
                                      s.beta2, s.eps, s.step_size, s.sqrt_bias2, p, bm, bv);
     } else {
-        status = dtokd_adamw_update1(ga, float(d.coeff_a), p, bm, bv, s.decay, s.beta1, s.beta2, s.eps,
+        status = selected_kernels().adamw_update1(ga, float(d.coeff_a), p, bm, bv, s.decay, s.beta1, s.beta2, s.eps,
                                      s.step_size, s.sqrt_bias2, p, bm, bv);
     }
     check_halide_status(status, "adamw_update");
