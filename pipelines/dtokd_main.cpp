@@ -1,16 +1,23 @@
-// The dtokd command line: train | distill | eval | info, and the default job
-// (no subcommand). Options come from a TOML config file (--config, read with
+// The dtokd command line: train | distill | eval | info | autotune, and the default
+// job (no subcommand). Options come from a TOML config file (--config, read with
 // toml++; unknown keys and wrong types are errors naming the key) overridden by
 // flags. Only main() decides exit codes: every library error is one exception
-// with a clear message, printed once, exit code 1.
+// with a clear message, printed once, exit code 1. Every command except autotune
+// first loads the kernel tuning file (--tuning); a bad one is one warning, not an error.
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <iostream>
+#include <sstream>
+#include <stdexcept>
 
 #include "build_info.h"
 #include "config_file.h"
 #include "default_job.h"
+#include "kernel_autotune.h"
+#include "kernel_selection.h"
 #include "kernels.h"
 #include "threads.h"
 #include "train_config.h"
@@ -64,6 +71,45 @@ void add_distill_options(CLI::App *app, TrainConfig &c) {
     app->add_flag("--teacher-cache,!--no-teacher-cache", c.teacher_cache)->capture_default_str();
 }
 
+// "128x10,64x100" -> {(128, 10), (64, 100)}.
+std::vector<std::pair<int64_t, int64_t>> parse_kd_shapes(const std::string &text) {
+    std::vector<std::pair<int64_t, int64_t>> shapes;
+    std::stringstream ss(text);
+    for (std::string item; std::getline(ss, item, ',');) {
+        long long batch = 0, classes = 0;
+        char x = 0, extra = 0;
+        if (std::sscanf(item.c_str(), "%lld%c%lld%c", &batch, &x, &classes, &extra) != 3 || x != 'x' || batch < 1 ||
+            classes < 1)
+            throw std::invalid_argument("--kd-shapes: '" + item + "' is not BATCHxCLASSES (e.g. 128x10)");
+        shapes.emplace_back(batch, classes);
+    }
+    if (shapes.empty()) throw std::invalid_argument("--kd-shapes is empty; expected e.g. 128x10,64x100");
+    return shapes;
+}
+
+// The tuned kernel schedules, if any. A missing file at the default place is normal
+// (never tuned); one named by --tuning or $DTOKD_TUNING that is missing gets a warning.
+void load_kernel_tuning(const std::string &tuning_flag) {
+    const bool named = !tuning_flag.empty() || std::getenv("DTOKD_TUNING") != nullptr;
+    const std::string path = tuning_flag.empty() ? dtokd::default_tuning_path() : tuning_flag;
+    if (path.empty()) return;
+    const dtokd::TuningLoadResult r = dtokd::load_tuning_file(path);
+    using Status = dtokd::TuningLoadResult::Status;
+    if (r.status == Status::ignored || (r.status == Status::missing && named))
+        std::cerr << "dtokd: warning: " << r.message << "\n";
+}
+
+int run_autotune(const dtokd::AutotuneOptions &options, std::string out) {
+    if (out.empty()) out = dtokd::default_tuning_path();
+    if (out.empty()) throw std::invalid_argument("autotune: no --out given and no $HOME for the default path");
+    const auto results =
+        dtokd::autotune_kernels(options, [](const std::string &line) { std::cerr << line << std::endl; });
+    std::cout << dtokd::format_autotune_report(results);
+    dtokd::save_tuning_file(out, dtokd::tuning_choices(results));
+    std::cerr << "tuning written to " << out << "\n";
+    return 0;
+}
+
 int run(int argc, char **argv) {
     CLI::App app{"dtokd: knowledge distillation with DTO-KD (Halide kernels + LibTorch).\n"
                  "Without a subcommand it runs the default job: a Fashion-MNIST teacher, then a\n"
@@ -74,6 +120,10 @@ int run(int argc, char **argv) {
     app.add_option("--threads", threads, "LibTorch and Halide threads (0 = $DTOKD_THREADS or all)")
         ->check(CLI::NonNegativeNumber);
     app.add_option("--kernels", kernels, "halide | torch")->capture_default_str();
+    std::string tuning;
+    app.add_option("--tuning", tuning,
+                   "kernel schedule choices written by `dtokd autotune` (default: $DTOKD_TUNING, else "
+                   "$XDG_CACHE_HOME/dtokd/tuning.json or ~/.cache/dtokd/tuning.json)");
     std::string root = "runs/default";
     app.add_option("--root", root, "default job: its run folder")->capture_default_str();
 
@@ -96,6 +146,27 @@ int run(int argc, char **argv) {
 
     CLI::App *info = app.add_subcommand("info", "Print kernel targets, threads, versions and CPU features");
 
+    CLI::App *autotune = app.add_subcommand(
+        "autotune", "Time every schedule variant of each Halide kernel here; write the fastest to the tuning file");
+    dtokd::AutotuneOptions tune;
+    std::string tune_out, kd_shapes = "128x10,64x100";
+    autotune->add_option("--out", tune_out, "tuning file to write (default: the --tuning path)");
+    autotune->add_option("--sizes", tune.flat_sizes, "elements per tensor for log_gram and the optimizer updates")
+        ->delimiter(',')
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    autotune->add_option("--kd-shapes", kd_shapes, "kd_loss logit shapes BATCHxCLASSES,...")->capture_default_str();
+    autotune->add_option("--repeats", tune.repeats, "timed rounds per size (median)")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    autotune->add_option("--min-gain", tune.min_gain, "least speedup over the default that replaces it")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    double batch_ms = tune.min_batch_seconds * 1e3;
+    autotune->add_option("--batch-ms", batch_ms, "length of one timed batch of calls")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError &e) {
@@ -104,6 +175,12 @@ int run(int argc, char **argv) {
 
     dtokd::configure_threads(threads);
     dtokd::parse_kernel_backend(kernels);  // validate early
+    if (autotune->parsed()) {
+        tune.kd_shapes = parse_kd_shapes(kd_shapes);
+        tune.min_batch_seconds = batch_ms * 1e-3;
+        return run_autotune(tune, tune_out.empty() ? tuning : tune_out);
+    }
+    load_kernel_tuning(tuning);
     if (info->parsed()) {
         std::cout << dtokd::format_build_info(dtokd::build_info());
         return 0;
