@@ -106,21 +106,24 @@ class PeerStep:
         self.opt = torch.optim.SGD(self.params, lr=lr, momentum=momentum, weight_decay=weight_decay, foreach=True)
         self.t, self.eps = temperature, eps
         self.alpha_distill, self.alpha_task = alpha_distill, alpha_task
-        self.forward_seconds = 0.0
+        self.forward_seconds = self.backward_seconds = 0.0  # of the last step
 
     def __call__(self, x, y, zt):
         t0 = time.perf_counter()
         z = self.model(x)
         ld, lt = kd_losses(z, zt, y, self.t)
         ld_v, lt_v = ld.item(), lt.item()
-        self.forward_seconds = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        self.forward_seconds = t1 - t0
         if self.method == 'kd':
             self.opt.zero_grad(set_to_none=True)
             (self.alpha_distill * ld + self.alpha_task * lt).backward()
+            self.backward_seconds = time.perf_counter() - t1
             self.opt.step()
             return dict(pi1=self.alpha_distill, pi2=self.alpha_task, loss_distill=ld_v, loss_task=lt_v)
         a = torch.autograd.grad(ld, self.params, retain_graph=True)
         b = torch.autograd.grad(lt, self.params)
+        self.backward_seconds = time.perf_counter() - t1
         Ld, Lt = max(ld_v, self.eps), max(lt_v, self.eps)
         if self.gram == 'foreach':
             aa, ab, bb = gram_foreach(a, b)
@@ -181,15 +184,16 @@ def cmd_time(args):
     x, y, zt = batch(initial)
     for _ in range(args.warmup):
         step(x, y, zt)
-    total, forward = [], []
+    total, forward, backward = [], [], []
     for _ in range(args.steps):
         t0 = time.perf_counter()
         step(x, y, zt)
         total.append(1e3 * (time.perf_counter() - t0))
         forward.append(1e3 * step.forward_seconds)
+        backward.append(1e3 * step.backward_seconds)
     print(json.dumps(dict(impl='torch', mode='time', model=manifest['model'], method=step.method, gram=args.gram,
                           threads=torch.get_num_threads(), params=sum(p.numel() for p in step.params),
-                          step_ms=total, forward_ms=forward)))
+                          step_ms=total, forward_ms=forward, backward_ms=backward)))
     return 0
 
 

@@ -4,7 +4,8 @@
 //          step of --method and write pi, the losses and the updated parameters, so
 //          dto_step.py can redo the same step in eager PyTorch and compare.
 //   time:  --warmup + --steps timed steps (student forward + KD kernel + policy step,
-//          the same unit as bench/bm_step), one JSON line with per-step milliseconds.
+//          the same unit as bench/bm_step), one JSON line with per-step milliseconds
+//          and the forward and backward parts of each.
 //   arith: the DTO arithmetic alone (log-gram + closed form + fused SGD update) on
 //          the model's two gradient arenas filled with N(0,1), one JSON line.
 // The teacher logits are fixed numbers (N(0, 2^2) + 4 on the label): dtokd reads
@@ -29,6 +30,7 @@
 #include "logit_kd_pair.h"
 #include "min_norm.h"
 #include "model_handle.h"
+#include "objective_pair.h"
 #include "threads.h"
 #include "tradeoff_policy.h"
 
@@ -72,6 +74,34 @@ Args parse(int argc, char **argv) {
     return a;
 }
 
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+struct Phases {
+    double forward = 0, backward = 0;
+};
+
+// Passes everything through to the real objectives and adds up the time spent in
+// backward(), so the policy's step splits into backward passes and the rest
+// (Gram, closed form, fused update) without touching the policy.
+class TimedPair : public dtokd::ObjectivePair {
+public:
+    TimedPair(dtokd::ObjectivePair &inner, double &backward_seconds) : inner_(inner), seconds_(backward_seconds) {}
+    double loss_distill() const override { return inner_.loss_distill(); }
+    double loss_task() const override { return inner_.loss_task(); }
+    void backward(double w_distill, double w_task, bool retain_graph) override {
+        const auto t0 = Clock::now();
+        inner_.backward(w_distill, w_task, retain_graph);
+        seconds_ += seconds_since(t0);
+    }
+    at::Tensor output_grad_distill() const override { return inner_.output_grad_distill(); }
+    at::Tensor output_grad_task() const override { return inner_.output_grad_task(); }
+    std::pair<double, double> reevaluate() override { return inner_.reevaluate(); }
+
+private:
+    dtokd::ObjectivePair &inner_;
+    double &seconds_;
+};
+
 // Student (training mode), arena, optimizer, policy and one fixed batch, all from --seed.
 struct Setup {
     dtokd::ModelHandle student;
@@ -101,15 +131,20 @@ struct Setup {
         student.set_train(true);
     }
 
-    dtokd::StepStats step(int64_t n, double *forward_seconds = nullptr) {
+    // `phases` (optional): seconds in forward (+ KD kernel) and in the backward pass(es).
+    dtokd::StepStats step(int64_t n, Phases *phases = nullptr) {
         const auto t0 = Clock::now();
         const torch::Tensor x = images;
         dtokd::ModelHandle &s = student;
         dtokd::LogitKdPair pair([&s, x] { return s.forward(x); }, *student.module, teacher_logits, labels, {},
                                 dtokd::KernelBackend::halide);
-        if (forward_seconds) *forward_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+        Phases local;
+        local.forward = seconds_since(t0);
+        TimedPair timed(pair, local.backward);
         dtokd::PolicyContext ctx{*arena, *optimizer, dtokd::KernelBackend::halide};
-        return policy->step(pair, ctx, n);
+        const dtokd::StepStats st = policy->step(timed, ctx, n);
+        if (phases) *phases = local;
+        return st;
     }
 };
 
@@ -187,18 +222,20 @@ void time_steps(const Args &a, int threads) {
     Setup s(a);
     int64_t n = 0;
     for (int i = 0; i < a.warmup; i++) s.step(n++);  // first calls allocate and JIT (oneDNN)
-    std::vector<double> total, forward;
+    std::vector<double> total, forward, backward;
     for (int i = 0; i < a.steps; i++) {
-        double fwd = 0;
+        Phases ph;
         const auto t0 = Clock::now();
-        const dtokd::StepStats st = s.step(n++, &fwd);
-        total.push_back(1e3 * std::chrono::duration<double>(Clock::now() - t0).count());
-        forward.push_back(1e3 * fwd);
+        const dtokd::StepStats st = s.step(n++, &ph);
+        total.push_back(1e3 * seconds_since(t0));
+        forward.push_back(1e3 * ph.forward);
+        backward.push_back(1e3 * ph.backward);
         if (st.skipped) throw std::runtime_error("step " + std::to_string(n) + " skipped: " + st.skip_reason);
     }
     std::cout << "{\"impl\": \"dtokd\", \"mode\": \"time\", \"model\": \"" << a.model << "\", \"method\": \""
               << a.method << "\", \"threads\": " << threads << ", \"params\": " << s.arena->numel()
-              << ", \"step_ms\": " << list_json(total) << ", \"forward_ms\": " << list_json(forward) << "}\n";
+              << ", \"step_ms\": " << list_json(total) << ", \"forward_ms\": " << list_json(forward)
+              << ", \"backward_ms\": " << list_json(backward) << "}\n";
 }
 
 void time_arithmetic(const Args &a, int threads) {
@@ -220,7 +257,7 @@ void time_arithmetic(const Args &a, int threads) {
     for (int i = 0; i < a.steps; i++) {
         const auto t0 = Clock::now();
         once();
-        ms.push_back(1e3 * std::chrono::duration<double>(Clock::now() - t0).count());
+        ms.push_back(1e3 * seconds_since(t0));
     }
     std::cout << "{\"impl\": \"dtokd\", \"mode\": \"arith\", \"model\": \"" << a.model << "\", \"threads\": "
               << threads << ", \"params\": " << arena.numel() << ", \"tensors\": " << arena.slots().size()

@@ -106,7 +106,7 @@ def main():
     load_before = load()
     started = datetime.datetime.now()
     times = {}  # (kind, model, method/gram, impl) -> [per-step ms], forward ms
-    fwd = {}
+    fwd, bwd = {}, {}  # same keys: the forward (+ losses) and backward parts of each step
     for rep in range(args.repeats):
         for model, shape, classes, batch in MODELS:
             for method in METHODS:
@@ -124,6 +124,7 @@ def main():
                     key = ('step', model, method, impl)
                     times.setdefault(key, []).extend(r['step_ms'])
                     fwd.setdefault(key, []).extend(r['forward_ms'])
+                    bwd.setdefault(key, []).extend(r['backward_ms'])
                 print(f"rep {rep} {model} {method}: dtokd {med(times[('step', model, method, 'dtokd')]):.2f} ms, "
                       f"torch {med(times[('step', model, method, 'torch')]):.2f} ms", flush=True)
         arith = {
@@ -183,8 +184,12 @@ def main():
         return [med(xs[i:i + n]) for i in range(0, len(xs), n)]
 
     lines += ['', '## Step time (ms, median)', '',
-              '| model (input, batch) | method | dtokd | PyTorch | dtokd / PyTorch | dtokd forward | PyTorch forward | target |',
-              '|---|---|---|---|---|---|---|---|']
+              '| model (input, batch) | method | dtokd | PyTorch | dtokd / PyTorch | target |',
+              '|---|---|---|---|---|---|']
+    split = ['', '## Where the step time goes (ms, medians of each part; rest = step - forward - backward: '
+             'Gram, closed form, update, overheads)', '',
+             '| model | method | dtokd forward | PyTorch forward | dtokd backward | PyTorch backward '
+             '| dtokd rest | PyTorch rest |', '|---|---|---|---|---|---|---|---|']
     summary = []
     for model, shape, classes, batch in MODELS:
         for method in METHODS:
@@ -197,7 +202,11 @@ def main():
             rd = ', '.join('%.1f' % x for x in per_rep(kd_, args.steps))
             rt = ', '.join('%.1f' % x for x in per_rep(kt, args.steps))
             lines.append(f'| {model} ({shape}, {classes} classes, {batch}) | {method} | {d:.2f} [{rd}] '
-                         f'| {t:.2f} [{rt}] | {d / t:.3f} | {med(fwd[kd_]):.2f} | {med(fwd[kt]):.2f} | {target} |')
+                         f'| {t:.2f} [{rt}] | {d / t:.3f} | {target} |')
+            rest = {k: med([s - f - b for s, f, b in zip(times[k], fwd[k], bwd[k])]) for k in (kd_, kt)}
+            split.append(f'| {model} | {method} | {med(fwd[kd_]):.2f} | {med(fwd[kt]):.2f} | {med(bwd[kd_]):.2f} '
+                         f'| {med(bwd[kt]):.2f} | {rest[kd_]:.2f} | {rest[kt]:.2f} |')
+    lines += split
     params = times[('arith-params',)][0]
     ad = med(times[('arith', 'resnet32x4', 'dto', 'dtokd')])
     lines += ['', f'## DTO arithmetic alone at resnet32x4 size ({params} parameters, ms, median)', '',
