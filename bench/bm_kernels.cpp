@@ -10,7 +10,7 @@
 // the algorithmic minimum of the fused kernel (Gram 2N reads, SGD 4N reads + 2N
 // writes, AdamW 5N + 3N), the same for every variant of a kernel, so GB/s is an
 // effective bandwidth and ratios of GB/s are ratios of time.
-#include <ATen/Parallel.h>
+#include <HalideRuntime.h>
 #include <benchmark/benchmark.h>
 #include <immintrin.h>
 #include <torch/torch.h>
@@ -19,9 +19,11 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -69,11 +71,37 @@ void set_bytes(benchmark::State &state, int64_t bytes_per_iteration) {
 // ---------------------------------------------------------------------------------
 // Roofline loops: the least work that still touches every byte once, AVX-512 where
 // the CPU has it (the bench is built for baseline x86-64, so it is chosen at run
-// time), split across the configured threads with at::parallel_for: one contiguous
-// range per thread. Below kRooflineGrain elements one thread does it all (faster
-// than waking the pool for in-cache sizes; measured, bench/README.md).
+// time). They run as kRooflineChunk-element tasks through halide_do_par_for, the
+// parallel loop the kernels themselves use (configure_threads routes it to LibTorch's
+// intra-op pool), so a ratio to the roofline compares inner loops, not thread
+// runtimes. Up to one chunk runs inline on the calling thread, faster than waking
+// the pool for in-cache sizes.
 
-constexpr int64_t kRooflineGrain = 1 << 15;
+constexpr int64_t kRooflineChunk = 1 << 14;
+
+int64_t chunk_count(int64_t n) { return std::max<int64_t>(1, (n + kRooflineChunk - 1) / kRooflineChunk); }
+
+// body(begin, end, task) over [0, n) in chunks; task < chunk_count(n).
+template <typename Body>
+void for_chunks(int64_t n, const Body &body) {
+    if (n <= kRooflineChunk) {
+        body(int64_t(0), n, int64_t(0));
+        return;
+    }
+    struct Closure {
+        const Body *body;
+        int64_t n;
+    } closure{&body, n};
+    halide_task_t task = [](void *, int t, uint8_t *c) -> int {
+        const Closure &cl = *reinterpret_cast<const Closure *>(c);
+        const int64_t begin = int64_t(t) * kRooflineChunk;
+        (*cl.body)(begin, std::min(cl.n, begin + kRooflineChunk), int64_t(t));
+        return 0;
+    };
+    const int status =
+        halide_do_par_for(nullptr, task, 0, int(chunk_count(n)), reinterpret_cast<uint8_t *>(&closure));
+    if (status != 0) throw std::runtime_error("roofline: halide_do_par_for returned " + std::to_string(status));
+}
 
 __attribute__((target("avx512f"))) float read2_avx512(const float *a, const float *b, int64_t n) {
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
@@ -162,18 +190,13 @@ void rw53_generic(float *theta, float *m, float *v, const float *a, const float 
 const bool kHasAvx512 = __builtin_cpu_supports("avx512f");
 
 float read2(const float *a, const float *b, int64_t n) {
-    // One padded slot per thread: no false sharing between the partial sums.
-    struct alignas(64) Slot {
-        float v = 0;
-    };
-    std::vector<Slot> partial(size_t(at::get_num_threads()));
-    at::parallel_for(0, n, kRooflineGrain, [&](int64_t begin, int64_t end) {
-        const float s = kHasAvx512 ? read2_avx512(a + begin, b + begin, end - begin)
-                                   : read2_generic(a + begin, b + begin, end - begin);
-        partial[size_t(at::get_thread_num())].v += s;
+    std::vector<float> partial(size_t(chunk_count(n)), 0.f);
+    for_chunks(n, [&](int64_t begin, int64_t end, int64_t task) {
+        partial[size_t(task)] = kHasAvx512 ? read2_avx512(a + begin, b + begin, end - begin)
+                                            : read2_generic(a + begin, b + begin, end - begin);
     });
     float r = 0;
-    for (const Slot &s : partial) r += s.v;
+    for (float v : partial) r += v;
     return r;
 }
 
@@ -248,7 +271,7 @@ void bm_roofline_read_write(benchmark::State &state, int64_t n) {
     float *t = theta.data_ptr<float>(), *m = buf.data_ptr<float>();
     const float *a = g.a.data_ptr<float>(), *b = g.b.data_ptr<float>();
     auto pass = [&] {
-        at::parallel_for(0, n, kRooflineGrain, [&](int64_t begin, int64_t end) {
+        for_chunks(n, [&](int64_t begin, int64_t end, int64_t) {
             (kHasAvx512 ? rw42_avx512 : rw42_generic)(t + begin, m + begin, a + begin, b + begin, end - begin);
         });
     };
@@ -310,7 +333,7 @@ void bm_roofline_read_write_adamw(benchmark::State &state, int64_t n) {
     float *t = theta.data_ptr<float>(), *pm = m.data_ptr<float>(), *pv = v.data_ptr<float>();
     const float *a = g.a.data_ptr<float>(), *b = g.b.data_ptr<float>();
     auto pass = [&] {
-        at::parallel_for(0, n, kRooflineGrain, [&](int64_t begin, int64_t end) {
+        for_chunks(n, [&](int64_t begin, int64_t end, int64_t) {
             (kHasAvx512 ? rw53_avx512 : rw53_generic)(t + begin, pm + begin, pv + begin, a + begin, b + begin,
                                                       end - begin);
         });
@@ -471,6 +494,9 @@ private:
 }  // namespace
 
 int main(int argc, char **argv) {
+    // Recorded because it moves the LibTorch baselines by up to 700x on a shared
+    // machine (libgomp reads it once, at load; bench/README.md).
+    const char *wait_policy = std::getenv("OMP_WAIT_POLICY");
     const int threads = dtokd::configure_threads(0);
     // Default --benchmark_min_time=0.2 (library default 0.5) keeps the whole run near a
     // minute; an explicit flag on the command line wins.
@@ -484,6 +510,7 @@ int main(int argc, char **argv) {
     if (benchmark::ReportUnrecognizedArguments(args_count, args.data())) return 1;
     benchmark::AddCustomContext("dtokd_threads", std::to_string(threads));
     benchmark::AddCustomContext("roofline_isa", kHasAvx512 ? "avx512f" : "generic");
+    benchmark::AddCustomContext("omp_wait_policy", wait_policy != nullptr ? wait_policy : "unset (libgomp: spin)");
     register_benchmarks();
     RatioReporter reporter(isatty(STDOUT_FILENO) ? benchmark::ConsoleReporter::OO_ColorTabular
                                                  : benchmark::ConsoleReporter::OO_Tabular);
