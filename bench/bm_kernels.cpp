@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "kernel_selection.h"
 #include "kernels.h"
 #include "threads.h"
 
@@ -511,6 +512,9 @@ int main(int argc, char **argv) {
     benchmark::AddCustomContext("dtokd_threads", std::to_string(threads));
     benchmark::AddCustomContext("roofline_isa", kHasAvx512 ? "avx512f" : "generic");
     benchmark::AddCustomContext("omp_wait_policy", wait_policy != nullptr ? wait_policy : "unset (libgomp: spin)");
+    // No tuning file is loaded: the default schedule of every kernel is timed.
+    for (const char *k : {"log_gram", "sgd_update2", "adamw_update2"})
+        benchmark::AddCustomContext(std::string("schedule_") + k, dtokd::selected_kernel_variant(k));
     register_benchmarks();
     RatioReporter reporter(isatty(STDOUT_FILENO) ? benchmark::ConsoleReporter::OO_ColorTabular
                                                  : benchmark::ConsoleReporter::OO_Tabular);
