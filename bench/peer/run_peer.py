@@ -13,9 +13,11 @@ import datetime
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEER_PY = os.path.join(HERE, 'dto_step.py')
@@ -30,10 +32,59 @@ STEP_TARGET = 0.9   # dtokd dto step <= 0.9x PyTorch's
 ARITH_TARGET = 3.0  # DTO arithmetic >= 3x faster than PyTorch's foreach version
 
 
-def run_json(cmd, log):
-    log.append(' '.join(cmd))
-    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+def busy_jiffies():
+    """(busy, total) CPU jiffies of the whole machine since boot, from /proc/stat."""
+    with open('/proc/stat') as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return sum(v) - v[3] - v[4], sum(v)
+
+
+def others_share(seconds):
+    """Share of the machine's CPU time that other processes used over `seconds`."""
+    b0, t0 = busy_jiffies()
+    time.sleep(seconds)
+    b1, t1 = busy_jiffies()
+    return (b1 - b0) / max(1, t1 - t0)
+
+
+class Contention:
+    """Runs a timed process only when the machine is quiet, and reruns it when other
+    processes took more than `limit` of the CPU while it ran. Both pools spin
+    (OpenMP), so on a 2-core machine any other job inflates a step 10-30x."""
+
+    def __init__(self, limit, tries, max_wait, budget):
+        self.limit, self.tries, self.max_wait = limit, tries, max_wait
+        self.deadline = time.monotonic() + budget  # after it: no more waiting or reruns
+        self.reruns, self.accepted, self.flagged, self.waited = 0, [], 0, 0.0
+
+    def wait_quiet(self):
+        t0 = time.monotonic()
+        while (time.monotonic() - t0 < self.max_wait and time.monotonic() < self.deadline
+               and others_share(0.5) > self.limit):
+            pass
+        self.waited += time.monotonic() - t0
+
+    def run(self, cmd, log):
+        log.append(' '.join(cmd))
+        tries = self.tries if time.monotonic() < self.deadline else 1
+        for attempt in range(tries):
+            self.wait_quiet()
+            b0, t0 = busy_jiffies()
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            b1, t1 = busy_jiffies()
+            mine = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) * os.sysconf('SC_CLK_TCK')
+            share = max(0.0, (b1 - b0) - mine) / max(1, t1 - t0)
+            if share <= self.limit or attempt == tries - 1 or time.monotonic() >= self.deadline:
+                break
+            self.reruns += 1
+            print(f'  others used {share:.0%} of the CPUs during {os.path.basename(cmd[0])} {cmd[1]}: rerun',
+                  flush=True)
+        if share > self.limit:
+            self.flagged += 1
+        self.accepted.append(share)
+        return json.loads(out.strip().splitlines()[-1])
 
 
 def cpu_model():
@@ -65,6 +116,12 @@ def main():
     ap.add_argument('--steps', type=int, default=20)
     ap.add_argument('--arith-steps', type=int, default=10)
     ap.add_argument('--tol', type=float, default=1e-4)
+    ap.add_argument('--others-limit', type=float, default=0.05,
+                    help="rerun a timed process when other processes used more than this share of the CPUs")
+    ap.add_argument('--tries', type=int, default=4, help='runs of one timed process at most (then flagged)')
+    ap.add_argument('--max-wait', type=float, default=60, help='seconds to wait for a quiet machine per try')
+    ap.add_argument('--wait-budget', type=float, default=900,
+                    help='seconds after which the timing stops waiting and rerunning (runs are still flagged)')
     ap.add_argument('--check-only', action='store_true', help='agreement only, no timing, no report')
     ap.add_argument('--out', default=os.path.join(HERE, 'RESULTS.md'))
     args = ap.parse_args()
@@ -103,6 +160,7 @@ def main():
         return 0 if all_ok else 1
 
     # 2. + 3. Timing, alternating.
+    quiet = Contention(args.others_limit, args.tries, args.max_wait, args.wait_budget)
     load_before = load()
     started = datetime.datetime.now()
     times = {}  # (kind, model, method/gram, impl) -> [per-step ms], forward ms
@@ -120,7 +178,7 @@ def main():
                 }
                 order = ['dtokd', 'torch'] if rep % 2 == 0 else ['torch', 'dtokd']
                 for impl in order:
-                    r = run_json(runs[impl], log)
+                    r = quiet.run(runs[impl], log)
                     key = ('step', model, method, impl)
                     times.setdefault(key, []).extend(r['step_ms'])
                     fwd.setdefault(key, []).extend(r['forward_ms'])
@@ -135,7 +193,7 @@ def main():
         }
         order = list(arith) if rep % 2 == 0 else list(reversed(arith))
         for impl in order:
-            r = run_json(arith[impl], log)
+            r = quiet.run(arith[impl], log)
             times.setdefault(('arith', 'resnet32x4', 'dto', impl), []).extend(r['step_ms'])
             times[('arith-params',)] = [r['params']]
         print(f"rep {rep} arith: " + ', '.join(
@@ -163,6 +221,11 @@ def main():
         f'- protocol: {args.repeats} repeats; per repeat one dtokd and one PyTorch process per row, order flipped '
         f'every repeat; each {args.warmup} warm-up + {args.steps} timed steps on one fixed batch '
         f'(arithmetic: 3 + {args.arith_steps}); medians over all timed steps (per-repeat medians in brackets).',
+        f'- contention control: each timed process starts after a 0.5 s window in which other processes used '
+        f'<= {args.others_limit:.0%} of the CPUs (waiting up to {args.max_wait:g} s), and is rerun (up to '
+        f'{args.tries} runs) when others used more while it ran (from /proc/stat minus its own rusage): '
+        f'{quiet.reruns} reruns, {quiet.waited:.0f} s waited; accepted runs: others used median {med(quiet.accepted):.1%}, max '
+        f'{max(quiet.accepted):.1%} of the CPUs; {quiet.flagged} accepted over the limit.',
         '- step = student forward + both losses + backward pass(es) + DTO arithmetic + SGD update '
         '(momentum 0.9, weight decay 5e-4); teacher logits precomputed (dtokd reads them from its cache).',
         '',
