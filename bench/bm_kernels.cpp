@@ -10,6 +10,7 @@
 // the algorithmic minimum of the fused kernel (Gram 2N reads, SGD 4N reads + 2N
 // writes, AdamW 5N + 3N), the same for every variant of a kernel, so GB/s is an
 // effective bandwidth and ratios of GB/s are ratios of time.
+#include <ATen/Parallel.h>
 #include <HalideRuntime.h>
 #include <benchmark/benchmark.h>
 #include <immintrin.h>
@@ -17,14 +18,19 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "kernel_selection.h"
@@ -72,36 +78,61 @@ void set_bytes(benchmark::State &state, int64_t bytes_per_iteration) {
 // ---------------------------------------------------------------------------------
 // Roofline loops: the least work that still touches every byte once, AVX-512 where
 // the CPU has it (the bench is built for baseline x86-64, so it is chosen at run
-// time). They run as kRooflineChunk-element tasks through halide_do_par_for, the
-// parallel loop the kernels themselves use (configure_threads routes it to LibTorch's
-// intra-op pool), so a ratio to the roofline compares inner loops, not thread
-// runtimes. Up to one chunk runs inline on the calling thread, faster than waking
-// the pool for in-cache sizes.
+// time), one contiguous range per configured thread via at::parallel_for. Up to
+// kRooflineChunk elements run inline on the calling thread, faster than waking the
+// pool for in-cache sizes. at::parallel_for is a header template whose `omp parallel`
+// is compiled into the caller: this file is built with OpenMP (bench/CMakeLists.txt),
+// without it the loop silently runs on one thread. The threads a pass really used are
+// counted and printed (roofline_threads), as are Halide's (halide_par_for_threads).
 
 constexpr int64_t kRooflineChunk = 1 << 14;
 
-int64_t chunk_count(int64_t n) { return std::max<int64_t>(1, (n + kRooflineChunk - 1) / kRooflineChunk); }
+int64_t thread_slots() { return std::max(1, at::get_num_threads()); }
 
-// body(begin, end, task) over [0, n) in chunks; task < chunk_count(n).
+// body(begin, end, slot) over [0, n); slot < thread_slots() is the running thread.
 template <typename Body>
-void for_chunks(int64_t n, const Body &body) {
+void for_ranges(int64_t n, const Body &body) {
     if (n <= kRooflineChunk) {
         body(int64_t(0), n, int64_t(0));
         return;
     }
-    struct Closure {
-        const Body *body;
-        int64_t n;
-    } closure{&body, n};
-    halide_task_t task = [](void *, int t, uint8_t *c) -> int {
-        const Closure &cl = *reinterpret_cast<const Closure *>(c);
-        const int64_t begin = int64_t(t) * kRooflineChunk;
-        (*cl.body)(begin, std::min(cl.n, begin + kRooflineChunk), int64_t(t));
-        return 0;
-    };
-    const int status =
-        halide_do_par_for(nullptr, task, 0, int(chunk_count(n)), reinterpret_cast<uint8_t *>(&closure));
-    if (status != 0) throw std::runtime_error("roofline: halide_do_par_for returned " + std::to_string(status));
+    at::parallel_for(0, n, kRooflineChunk,
+                     [&](int64_t begin, int64_t end) { body(begin, end, int64_t(at::get_thread_num())); });
+}
+
+// Distinct OS threads that ran `tasks` tasks of ~0.2 ms each through `run`.
+template <typename Run>
+int count_threads(const Run &run) {
+    std::mutex mutex;
+    std::set<std::thread::id> seen;
+    run([&] {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+        while (std::chrono::steady_clock::now() < until) {
+        }
+        std::lock_guard<std::mutex> lock(mutex);
+        seen.insert(std::this_thread::get_id());
+    });
+    return int(seen.size());
+}
+
+int roofline_threads() {
+    return count_threads([](const auto &work) {
+        for_ranges(64 * kRooflineChunk, [&](int64_t, int64_t, int64_t) { work(); });
+    });
+}
+
+// The kernels' parallel loop: halide_do_par_for, whatever configure_threads routed it to.
+int halide_par_for_threads() {
+    return count_threads([](const auto &work) {
+        using Work = std::decay_t<decltype(work)>;
+        halide_task_t task = [](void *, int, uint8_t *closure) -> int {
+            (*reinterpret_cast<const Work *>(closure))();
+            return 0;
+        };
+        const int status = halide_do_par_for(nullptr, task, 0, 8 * thread_slots(),
+                                             reinterpret_cast<uint8_t *>(const_cast<Work *>(&work)));
+        if (status != 0) throw std::runtime_error("halide_do_par_for returned " + std::to_string(status));
+    });
 }
 
 __attribute__((target("avx512f"))) float read2_avx512(const float *a, const float *b, int64_t n) {
@@ -191,13 +222,17 @@ void rw53_generic(float *theta, float *m, float *v, const float *a, const float 
 const bool kHasAvx512 = __builtin_cpu_supports("avx512f");
 
 float read2(const float *a, const float *b, int64_t n) {
-    std::vector<float> partial(size_t(chunk_count(n)), 0.f);
-    for_chunks(n, [&](int64_t begin, int64_t end, int64_t task) {
-        partial[size_t(task)] = kHasAvx512 ? read2_avx512(a + begin, b + begin, end - begin)
-                                            : read2_generic(a + begin, b + begin, end - begin);
+    // One padded slot per thread: no false sharing between the partial sums.
+    struct alignas(64) Slot {
+        float v = 0;
+    };
+    std::vector<Slot> partial(static_cast<size_t>(thread_slots()));
+    for_ranges(n, [&](int64_t begin, int64_t end, int64_t slot) {
+        partial[size_t(slot)].v += kHasAvx512 ? read2_avx512(a + begin, b + begin, end - begin)
+                                              : read2_generic(a + begin, b + begin, end - begin);
     });
     float r = 0;
-    for (float v : partial) r += v;
+    for (const Slot &slot : partial) r += slot.v;
     return r;
 }
 
@@ -272,7 +307,7 @@ void bm_roofline_read_write(benchmark::State &state, int64_t n) {
     float *t = theta.data_ptr<float>(), *m = buf.data_ptr<float>();
     const float *a = g.a.data_ptr<float>(), *b = g.b.data_ptr<float>();
     auto pass = [&] {
-        for_chunks(n, [&](int64_t begin, int64_t end, int64_t) {
+        for_ranges(n, [&](int64_t begin, int64_t end, int64_t) {
             (kHasAvx512 ? rw42_avx512 : rw42_generic)(t + begin, m + begin, a + begin, b + begin, end - begin);
         });
     };
@@ -334,7 +369,7 @@ void bm_roofline_read_write_adamw(benchmark::State &state, int64_t n) {
     float *t = theta.data_ptr<float>(), *pm = m.data_ptr<float>(), *pv = v.data_ptr<float>();
     const float *a = g.a.data_ptr<float>(), *b = g.b.data_ptr<float>();
     auto pass = [&] {
-        for_chunks(n, [&](int64_t begin, int64_t end, int64_t) {
+        for_ranges(n, [&](int64_t begin, int64_t end, int64_t) {
             (kHasAvx512 ? rw53_avx512 : rw53_generic)(t + begin, pm + begin, pv + begin, a + begin, b + begin,
                                                       end - begin);
         });
@@ -495,7 +530,7 @@ private:
 }  // namespace
 
 int main(int argc, char **argv) {
-    // Recorded because it moves the LibTorch baselines by up to 700x on a shared
+    // Recorded because it moves the LibTorch baselines by up to 1000x on a shared
     // machine (libgomp reads it once, at load; bench/README.md).
     const char *wait_policy = std::getenv("OMP_WAIT_POLICY");
     const int threads = dtokd::configure_threads(0);
@@ -511,6 +546,13 @@ int main(int argc, char **argv) {
     if (benchmark::ReportUnrecognizedArguments(args_count, args.data())) return 1;
     benchmark::AddCustomContext("dtokd_threads", std::to_string(threads));
     benchmark::AddCustomContext("roofline_isa", kHasAvx512 ? "avx512f" : "generic");
+    // A parallel loop that silently runs on one thread halves a 2-core result and
+    // hides in any ratio whose both sides share it: check both, loudly.
+    const int roof_threads = roofline_threads(), halide_threads = halide_par_for_threads();
+    benchmark::AddCustomContext("roofline_threads", std::to_string(roof_threads));
+    benchmark::AddCustomContext("halide_par_for_threads", std::to_string(halide_threads));
+    if (roof_threads < threads || halide_threads < threads)
+        benchmark::AddCustomContext("WARNING", "a parallel loop used fewer threads than dtokd_threads");
     benchmark::AddCustomContext("omp_wait_policy", wait_policy != nullptr ? wait_policy : "unset (libgomp: spin)");
     // No tuning file is loaded: the default schedule of every kernel is timed.
     for (const char *k : {"log_gram", "sgd_update2", "adamw_update2"})
