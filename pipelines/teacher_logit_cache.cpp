@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <unistd.h>
 #include <iostream>
 #include <vector>
 
@@ -86,13 +87,15 @@ TeacherLogits teacher_logits_for(ModelHandle &teacher, const std::string &teache
     teacher.set_train(false);
     at::NoGradGuard no_grad;
     int64_t done = 0;
+    const bool live = progress && isatty(STDERR_FILENO);  // the \r counter only on a terminal
+    if (progress && !live) std::cerr << "teacher logits: computing for " << data.size() << " images\n";
     while (auto batch = loader.next()) {
         const at::Tensor z = teacher.forward(batch->images);
         out.logits.index_copy_(0, batch->indices, z.to(at::kFloat));
         done += batch->labels.numel();
-        if (progress) std::cerr << "\rteacher logits: " << done << "/" << data.size() << std::flush;
+        if (live) std::cerr << "\rteacher logits: " << done << "/" << data.size() << std::flush;
     }
-    if (progress) std::cerr << "\n";
+    if (live) std::cerr << "\n";
     fs::create_directories(cache_dir);
     std::string blob(kMagic, 8);
     const int64_t rows = data.size(), classes = data.num_classes;
