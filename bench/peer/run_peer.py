@@ -6,7 +6,8 @@
 #   2. timing: per repeat, dtokd and PyTorch processes alternate (order flipped every
 #      repeat), each --warmup steps then --steps timed steps; medians over all timed steps.
 #   3. the DTO arithmetic alone at resnet32x4 size (7.43M parameters).
-# Writes a Markdown report (default bench/peer/RESULTS.md).
+# Writes a Markdown report (default bench/peer/RESULTS.md) and the raw numbers beside it
+# (RESULTS.json; --report-from rewrites the report from them).
 #   /usr/bin/python3 bench/peer/run_peer.py --build build
 import argparse
 import datetime
@@ -123,8 +124,16 @@ def main():
     ap.add_argument('--wait-budget', type=float, default=900,
                     help='seconds after which the timing stops waiting and rerunning (runs are still flagged)')
     ap.add_argument('--check-only', action='store_true', help='agreement only, no timing, no report')
-    ap.add_argument('--out', default=os.path.join(HERE, 'RESULTS.md'))
+    ap.add_argument('--out', default=os.path.join(HERE, 'RESULTS.md'),
+                    help='the report; the raw numbers go beside it (.json)')
+    ap.add_argument('--report-from', metavar='RAW.json', help='only rewrite --out from saved raw numbers')
     args = ap.parse_args()
+    if args.report_from:
+        text = regenerate(args.report_from)
+        with open(args.out, 'w') as f:
+            f.write(text)
+        print(text)
+        return 0
 
     peer = os.path.join(args.build, 'bench', 'peer_step')
     if not os.access(peer, os.X_OK):
@@ -159,12 +168,20 @@ def main():
     if args.check_only:
         return 0 if all_ok else 1
 
-    # 2. + 3. Timing, alternating.
+    # 2. + 3. Timing, alternating; every accepted run is kept as a raw record.
     quiet = Contention(args.others_limit, args.tries, args.max_wait, args.wait_budget)
-    load_before = load()
-    started = datetime.datetime.now()
-    times = {}  # (kind, model, method/gram, impl) -> [per-step ms], forward ms
-    fwd, bwd = {}, {}  # same keys: the forward (+ losses) and backward parts of each step
+    meta = dict(load_before=load(), started=f'{datetime.datetime.now():%Y-%m-%d %H:%M}', commit=git_commit(),
+                cpu=cpu_model(), nproc=os.cpu_count(), threads=args.threads, repeats=args.repeats,
+                warmup=args.warmup, steps=args.steps, arith_steps=args.arith_steps, others_limit=args.others_limit,
+                tries=args.tries, max_wait=args.max_wait, tol=args.tol,
+                command=' '.join([sys.executable, os.path.relpath(__file__)] + sys.argv[1:]))
+    records = []
+
+    def record(kind, model, method, impl, rep, r):
+        records.append(dict(kind=kind, model=model, method=method, impl=impl, rep=rep,
+                            others=quiet.accepted[-1], step_ms=r['step_ms'], forward_ms=r.get('forward_ms'),
+                            backward_ms=r.get('backward_ms'), params=r['params']))
+
     for rep in range(args.repeats):
         for model, shape, classes, batch in MODELS:
             for method in METHODS:
@@ -176,60 +193,83 @@ def main():
                     'torch': py + ['time', d, '--method', method, '--warmup', str(args.warmup),
                                    '--steps', str(args.steps)],
                 }
-                order = ['dtokd', 'torch'] if rep % 2 == 0 else ['torch', 'dtokd']
-                for impl in order:
-                    r = quiet.run(runs[impl], log)
-                    key = ('step', model, method, impl)
-                    times.setdefault(key, []).extend(r['step_ms'])
-                    fwd.setdefault(key, []).extend(r['forward_ms'])
-                    bwd.setdefault(key, []).extend(r['backward_ms'])
-                print(f"rep {rep} {model} {method}: dtokd {med(times[('step', model, method, 'dtokd')]):.2f} ms, "
-                      f"torch {med(times[('step', model, method, 'torch')]):.2f} ms", flush=True)
+                for impl in (['dtokd', 'torch'] if rep % 2 == 0 else ['torch', 'dtokd']):
+                    record('step', model, method, impl, rep, quiet.run(runs[impl], log))
+                print(f"rep {rep} {model} {method}: " + ', '.join(
+                    f"{x['impl']} {med(x['step_ms']):.2f} ms (others {x['others']:.0%})" for x in records[-2:]),
+                      flush=True)
         arith = {
             'dtokd': [peer, 'arith', '--model', 'resnet32x4', '--input', '3x32x32', '--classes', '100',
                       '--warmup', '3', '--steps', str(args.arith_steps)] + th,
             'torch-foreach': py + ['arith', '--gram', 'foreach', '--warmup', '3', '--steps', str(args.arith_steps)],
             'torch-cat': py + ['arith', '--gram', 'cat', '--warmup', '3', '--steps', str(args.arith_steps)],
         }
-        order = list(arith) if rep % 2 == 0 else list(reversed(arith))
-        for impl in order:
-            r = quiet.run(arith[impl], log)
-            times.setdefault(('arith', 'resnet32x4', 'dto', impl), []).extend(r['step_ms'])
-            times[('arith-params',)] = [r['params']]
+        for impl in (list(arith) if rep % 2 == 0 else list(reversed(arith))):
+            record('arith', 'resnet32x4', 'dto', impl, rep, quiet.run(arith[impl], log))
         print(f"rep {rep} arith: " + ', '.join(
-            f"{k} {med(times[('arith', 'resnet32x4', 'dto', k)]):.2f} ms" for k in arith), flush=True)
-    finished = datetime.datetime.now()
-    load_after = load()
+            f"{x['impl']} {med(x['step_ms']):.2f} ms (others {x['others']:.0%})" for x in records[-3:]), flush=True)
+    meta.update(finished=f'{datetime.datetime.now():%Y-%m-%d %H:%M}', load_after=load(), reruns=quiet.reruns,
+                waited_s=round(quiet.waited), commands=sorted(set(log)))
+    raw = os.path.splitext(args.out)[0] + '.json'
+    with open(raw, 'w') as f:
+        json.dump(dict(meta=meta, checks=checks, records=records), f, indent=1)
+    text = report(meta, checks, records)
+    with open(args.out, 'w') as f:
+        f.write(text)
+    print(text)
+    return 0 if all_ok else 1
 
-    # Report.
-    cmd_line = ' '.join([sys.executable, os.path.relpath(__file__)] + sys.argv[1:])
+
+def git_commit():
     try:
-        commit = subprocess.run(['git', '-C', HERE, 'rev-parse', '--short', 'HEAD'], stdout=subprocess.PIPE,
-                                text=True).stdout.strip()
+        return subprocess.run(['git', '-C', HERE, 'rev-parse', '--short', 'HEAD'], stdout=subprocess.PIPE,
+                              text=True).stdout.strip()
     except OSError:
-        commit = '?'
+        return '?'
+
+
+def report(meta, checks, records):
+    """The Markdown report from the raw records. Only runs during which other processes
+    used at most meta['others_limit'] of the CPUs count; a row without one uses all its
+    runs and says so."""
     import torch  # only for the version line
+    limit = meta['others_limit']
+
+    def pick(kind, model, method, impl):
+        runs = [r for r in records if (r['kind'], r['model'], r['method'], r['impl']) == (kind, model, method, impl)]
+        clean = [r for r in runs if r['others'] <= limit]
+        return (clean or runs), len(clean), len(runs)
+
+    def cell(runs, n_clean, n_all, field='step_ms'):
+        steps = [x for r in runs for x in r[field]]
+        reps = ', '.join('%.1f' % med(r[field]) for r in runs)
+        note = '' if n_clean else ' (all runs contended)'
+        return med(steps), f'{med(steps):.2f} [{reps}] ({n_clean}/{n_all} runs){note}'
+
+    shares = [r['others'] for r in records]
     lines = [
         '# dtokd vs eager PyTorch: one training step, measured side by side',
         '',
-        f'- date: {started:%Y-%m-%d %H:%M} to {finished:%H:%M}; commit {commit} (+ working tree)',
-        f'- machine: {os.cpu_count()} hardware threads, {cpu_model()}; both sides ran with {args.threads} threads',
-        f'- load average (1/5/15 min) before timing: {load_before}; after: {load_after} '
+        f"- date: {meta['started']} to {meta['finished']}; commit {meta['commit']} (+ working tree)",
+        f"- machine: {meta['nproc']} hardware threads, {meta['cpu']}; both sides ran with {meta['threads']} threads",
+        f"- load average (1/5/15 min) before timing: {meta['load_before']}; after: {meta['load_after']} "
         '(the machine is shared: other jobs run beside this one)',
         f'- PyTorch {torch.__version__} (Debian python3-torch, the same LibTorch dtokd links)',
-        f'- command: `{cmd_line}`',
-        f'- protocol: {args.repeats} repeats; per repeat one dtokd and one PyTorch process per row, order flipped '
-        f'every repeat; each {args.warmup} warm-up + {args.steps} timed steps on one fixed batch '
-        f'(arithmetic: 3 + {args.arith_steps}); medians over all timed steps (per-repeat medians in brackets).',
-        f'- contention control: each timed process starts after a 0.5 s window in which other processes used '
-        f'<= {args.others_limit:.0%} of the CPUs (waiting up to {args.max_wait:g} s), and is rerun (up to '
-        f'{args.tries} runs) when others used more while it ran (from /proc/stat minus its own rusage): '
-        f'{quiet.reruns} reruns, {quiet.waited:.0f} s waited; accepted runs: others used median {med(quiet.accepted):.1%}, max '
-        f'{max(quiet.accepted):.1%} of the CPUs; {quiet.flagged} accepted over the limit.',
+        f"- command: `{meta['command']}`",
+        f"- protocol: {meta['repeats']} repeats; per repeat one dtokd and one PyTorch process per row, order flipped "
+        f"every repeat; each {meta['warmup']} warm-up + {meta['steps']} timed steps on one fixed batch "
+        f"(arithmetic: 3 + {meta['arith_steps']}).",
+        f"- contention: each timed process starts after a 0.5 s window in which other processes used <= "
+        f"{limit:.0%} of the CPUs (waiting up to {meta['max_wait']:g} s), and is rerun (up to {meta['tries']} runs) "
+        f"when others used more while it ran (/proc/stat minus its own rusage): {meta['reruns']} reruns, "
+        f"{meta['waited_s']} s waited; others' share over the accepted runs: median {med(shares):.1%}, max "
+        f"{max(shares):.1%}. Statistics use only runs within the limit ((clean/all runs) per cell); each cell: "
+        'median over all their timed steps [per-run medians].',
         '- step = student forward + both losses + backward pass(es) + DTO arithmetic + SGD update '
         '(momentum 0.9, weight decay 5e-4); teacher logits precomputed (dtokd reads them from its cache).',
+        '- raw per-step numbers: RESULTS.json beside this file.',
         '',
-        '## Agreement (same initial weights and batch, one step, tolerance %g)' % args.tol,
+        '## Agreement (same initial weights and batch, one step, tolerance %g)' % meta['tol'],
         '',
         '| model | method | seed | PyTorch Gram | pi1 (dtokd) | abs diff pi | abs diff L_d | abs diff L_t '
         '| max abs diff params (worst) | max abs step | ok |',
@@ -240,59 +280,54 @@ def main():
                      f"| {c['pi_abs_diff']:.2e} | {c['loss_distill_abs_diff']:.2e} | {c['loss_task_abs_diff']:.2e} "
                      f"| {c['param_max_abs_diff']:.2e} ({c['param_worst']}) | {c['param_max_abs_step']:.2e} "
                      f"| {'yes' if c['ok'] else 'NO'} |")
-    lines += ['', 'max abs step: the largest parameter change the step made (the check is not vacuous).']
-
-    def per_rep(key, n):
-        xs = times[key]
-        return [med(xs[i:i + n]) for i in range(0, len(xs), n)]
-
-    lines += ['', '## Step time (ms, median)', '',
-              '| model (input, batch) | method | dtokd | PyTorch | dtokd / PyTorch | target |',
-              '|---|---|---|---|---|---|']
-    split = ['', '## Where the step time goes (ms, medians of each part; rest = step - forward - backward: '
+    lines += ['', 'max abs step: the largest parameter change the step made (the check is not vacuous).',
+              '', '## Step time (ms)', '',
+              '| model (input, batch) | method | dtokd | PyTorch | dtokd / PyTorch | target |', '|---|---|---|---|---|---|']
+    split = ['', '## Where the step time goes (ms, medians over the same runs; rest = step - forward - backward: '
              'Gram, closed form, update, overheads)', '',
              '| model | method | dtokd forward | PyTorch forward | dtokd backward | PyTorch backward '
              '| dtokd rest | PyTorch rest |', '|---|---|---|---|---|---|---|---|']
-    summary = []
     for model, shape, classes, batch in MODELS:
         for method in METHODS:
-            kd_, kt = ('step', model, method, 'dtokd'), ('step', model, method, 'torch')
-            d, t = med(times[kd_]), med(times[kt])
+            (dr, dn, da), (tr, tn, ta) = pick('step', model, method, 'dtokd'), pick('step', model, method, 'torch')
+            d, dcell = cell(dr, dn, da)
+            t, tcell = cell(tr, tn, ta)
             target = ''
             if method == 'dto':
                 target = f"<= {STEP_TARGET}: {'met' if d / t <= STEP_TARGET else 'MISSED'}"
-                summary.append((model, d / t))
-            rd = ', '.join('%.1f' % x for x in per_rep(kd_, args.steps))
-            rt = ', '.join('%.1f' % x for x in per_rep(kt, args.steps))
-            lines.append(f'| {model} ({shape}, {classes} classes, {batch}) | {method} | {d:.2f} [{rd}] '
-                         f'| {t:.2f} [{rt}] | {d / t:.3f} | {target} |')
-            rest = {k: med([s - f - b for s, f, b in zip(times[k], fwd[k], bwd[k])]) for k in (kd_, kt)}
-            split.append(f'| {model} | {method} | {med(fwd[kd_]):.2f} | {med(fwd[kt]):.2f} | {med(bwd[kd_]):.2f} '
-                         f'| {med(bwd[kt]):.2f} | {rest[kd_]:.2f} | {rest[kt]:.2f} |')
+            lines.append(f'| {model} ({shape}, {classes} classes, {batch}) | {method} | {dcell} | {tcell} '
+                         f'| {d / t:.3f} | {target} |')
+            part = {}
+            for name, runs in (('d', dr), ('t', tr)):
+                f_ = [x for r in runs for x in r['forward_ms']]
+                b_ = [x for r in runs for x in r['backward_ms']]
+                s_ = [x for r in runs for x in r['step_ms']]
+                part[name] = (med(f_), med(b_), med([a - b - c for a, b, c in zip(s_, f_, b_)]))
+            split.append(f"| {model} | {method} | {part['d'][0]:.2f} | {part['t'][0]:.2f} | {part['d'][1]:.2f} "
+                         f"| {part['t'][1]:.2f} | {part['d'][2]:.2f} | {part['t'][2]:.2f} |")
     lines += split
-    params = times[('arith-params',)][0]
-    ad = med(times[('arith', 'resnet32x4', 'dto', 'dtokd')])
-    lines += ['', f'## DTO arithmetic alone at resnet32x4 size ({params} parameters, ms, median)', '',
+    dr, dn, da = pick('arith', 'resnet32x4', 'dto', 'dtokd')
+    ad, adcell = cell(dr, dn, da)
+    lines += ['', f"## DTO arithmetic alone at resnet32x4 size ({dr[0]['params']} parameters, ms)", '',
               'Gram of the two log-gradients + closed form + combined direction + SGD momentum/weight-decay '
               'update. dtokd: Halide log_gram + min_norm_tradeoff + FusedOptimizer on flat arenas. '
               'PyTorch foreach: torch._foreach_norm + per-parameter dots, _foreach_mul_/_foreach_add_ in place, '
               'SGD(foreach=True) on the 104 parameter tensors. PyTorch cat: torch.cat of both gradients, three '
               'dots, one combined flat gradient split into per-parameter views, SGD(foreach=True).', '',
               '| implementation | ms | speed-up of dtokd | target |', '|---|---|---|---|',
-              f'| dtokd | {ad:.2f} [{", ".join("%.1f" % x for x in per_rep(("arith", "resnet32x4", "dto", "dtokd"), args.arith_steps))}] | | |']
+              f'| dtokd | {adcell} | | |']
     for impl in ('torch-foreach', 'torch-cat'):
-        key = ('arith', 'resnet32x4', 'dto', impl)
-        t = med(times[key])
+        t, tcell = cell(*pick('arith', 'resnet32x4', 'dto', impl))
         target = f">= {ARITH_TARGET}x: {'met' if t / ad >= ARITH_TARGET else 'MISSED'}" if impl == 'torch-foreach' else ''
-        lines.append(f'| PyTorch {impl[6:]} | {t:.2f} [{", ".join("%.1f" % x for x in per_rep(key, args.arith_steps))}] '
-                     f'| {t / ad:.2f}x | {target} |')
-    lines += ['', '## Commands run', '', '```'] + sorted(set(log)) + ['```', '']
-    with open(args.out, 'w') as f:
-        f.write('\n'.join(lines))
-    print('\n'.join(lines))
-    for model, r in summary:
-        print(f'{model}: dtokd dto / PyTorch dto = {r:.3f} (target <= {STEP_TARGET})')
-    return 0 if all_ok else 1
+        lines.append(f'| PyTorch {impl[6:]} | {tcell} | {t / ad:.2f}x | {target} |')
+    lines += ['', '## Commands run', '', '```'] + meta['commands'] + ['```', '']
+    return '\n'.join(lines)
+
+
+def regenerate(path):
+    with open(path) as f:
+        raw = json.load(f)
+    return report(raw['meta'], raw['checks'], raw['records'])
 
 
 if __name__ == '__main__':
