@@ -185,12 +185,18 @@ def cmd_time(args):
     for _ in range(args.warmup):
         step(x, y, zt)
     total, forward, backward = [], [], []
+    prof = torch.autograd.profiler.profile() if args.profile else None
+    if prof:
+        prof.__enter__()
     for _ in range(args.steps):
         t0 = time.perf_counter()
         step(x, y, zt)
         total.append(1e3 * (time.perf_counter() - t0))
         forward.append(1e3 * step.forward_seconds)
         backward.append(1e3 * step.backward_seconds)
+    if prof:
+        prof.__exit__(None, None, None)
+        prof.export_chrome_trace(args.profile)
     print(json.dumps(dict(impl='torch', mode='time', model=manifest['model'], method=step.method, gram=args.gram,
                           threads=torch.get_num_threads(), params=sum(p.numel() for p in step.params),
                           step_ms=total, forward_ms=forward, backward_ms=backward)))
@@ -252,6 +258,7 @@ def main():
     t.add_argument('--gram', default='foreach', choices=['foreach', 'cat'])
     t.add_argument('--warmup', type=int, default=5)
     t.add_argument('--steps', type=int, default=20)
+    t.add_argument('--profile', metavar='FILE', help='also write a Chrome trace of the timed steps')
     r = sub.add_parser('arith')
     r.add_argument('--model', default='resnet32x4')
     r.add_argument('--channels', type=int, default=3)

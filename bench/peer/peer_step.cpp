@@ -5,11 +5,12 @@
 //          dto_step.py can redo the same step in eager PyTorch and compare.
 //   time:  --warmup + --steps timed steps (student forward + KD kernel + policy step,
 //          the same unit as bench/bm_step), one JSON line with per-step milliseconds
-//          and the forward and backward parts of each.
+//          and the forward and backward parts of each (--profile FILE: an op trace too).
 //   arith: the DTO arithmetic alone (log-gram + closed form + fused SGD update) on
 //          the model's two gradient arenas filled with N(0,1), one JSON line.
 // The teacher logits are fixed numbers (N(0, 2^2) + 4 on the label): dtokd reads
 // them from its teacher-logit cache, so no teacher forward belongs in the step.
+#include <torch/csrc/autograd/profiler.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -39,7 +40,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct Args {
-    std::string mode, model = "cnn_small", method = "dto", out;
+    std::string mode, model = "cnn_small", method = "dto", out, profile;
     int channels = 1, height = 28, width = 28, classes = 10, batch = 128, threads = 0, warmup = 5, steps = 20;
     int64_t seed = 0;
     double lr = 0.05, momentum = 0.9, weight_decay = 5e-4;
@@ -68,6 +69,7 @@ Args parse(int argc, char **argv) {
         else if (k == "--steps") a.steps = std::stoi(v);
         else if (k == "--seed") a.seed = std::stoll(v);
         else if (k == "--lr") a.lr = std::stod(v);
+        else if (k == "--profile") a.profile = v;
         else throw std::invalid_argument("option '" + k + "' is unknown");
     }
     if (a.mode == "dump" && a.out.empty()) throw std::invalid_argument("dump needs --out DIR");
@@ -223,6 +225,9 @@ void time_steps(const Args &a, int threads) {
     int64_t n = 0;
     for (int i = 0; i < a.warmup; i++) s.step(n++);  // first calls allocate and JIT (oneDNN)
     std::vector<double> total, forward, backward;
+    // --profile FILE: LibTorch's profiler over the timed steps, a Chrome trace (profile_ops.py reads it).
+    std::unique_ptr<torch::autograd::profiler::RecordProfile> profiler;
+    if (!a.profile.empty()) profiler = std::make_unique<torch::autograd::profiler::RecordProfile>(a.profile);
     for (int i = 0; i < a.steps; i++) {
         Phases ph;
         const auto t0 = Clock::now();

@@ -53,8 +53,8 @@ class Contention:
     processes took more than `limit` of the CPU while it ran. Both pools spin
     (OpenMP), so on a 2-core machine any other job inflates a step 10-30x."""
 
-    def __init__(self, limit, tries, max_wait, budget):
-        self.limit, self.tries, self.max_wait = limit, tries, max_wait
+    def __init__(self, limit, tries, max_wait, budget, env=None):
+        self.limit, self.tries, self.max_wait, self.env = limit, tries, max_wait, env
         self.deadline = time.monotonic() + budget  # after it: no more waiting or reruns
         self.reruns, self.accepted, self.flagged, self.waited = 0, [], 0, 0.0
 
@@ -72,7 +72,7 @@ class Contention:
             self.wait_quiet()
             b0, t0 = busy_jiffies()
             r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-            out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+            out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True, env=self.env).stdout
             r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             b1, t1 = busy_jiffies()
             mine = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime) * os.sysconf('SC_CLK_TCK')
@@ -123,6 +123,8 @@ def main():
     ap.add_argument('--max-wait', type=float, default=60, help='seconds to wait for a quiet machine per try')
     ap.add_argument('--wait-budget', type=float, default=900,
                     help='seconds after which the timing stops waiting and rerunning (runs are still flagged)')
+    ap.add_argument('--env', action='append', default=[], metavar='KEY=VALUE',
+                    help='set for every timed process, both sides (e.g. MALLOC_MMAP_THRESHOLD_=268435456)')
     ap.add_argument('--check-only', action='store_true', help='agreement only, no timing, no report')
     ap.add_argument('--out', default=os.path.join(HERE, 'RESULTS.md'),
                     help='the report; the raw numbers go beside it (.json)')
@@ -169,11 +171,12 @@ def main():
         return 0 if all_ok else 1
 
     # 2. + 3. Timing, alternating; every accepted run is kept as a raw record.
-    quiet = Contention(args.others_limit, args.tries, args.max_wait, args.wait_budget)
+    env = dict(os.environ, **dict(kv.split('=', 1) for kv in args.env))
+    quiet = Contention(args.others_limit, args.tries, args.max_wait, args.wait_budget, env)
     meta = dict(load_before=load(), started=f'{datetime.datetime.now():%Y-%m-%d %H:%M}', commit=git_commit(),
                 cpu=cpu_model(), nproc=os.cpu_count(), threads=args.threads, repeats=args.repeats,
                 warmup=args.warmup, steps=args.steps, arith_steps=args.arith_steps, others_limit=args.others_limit,
-                tries=args.tries, max_wait=args.max_wait, tol=args.tol,
+                tries=args.tries, max_wait=args.max_wait, tol=args.tol, env=args.env,
                 command=' '.join([sys.executable, os.path.relpath(__file__)] + sys.argv[1:]))
     records = []
 
@@ -256,6 +259,8 @@ def report(meta, checks, records):
         '(the machine is shared: other jobs run beside this one)',
         f'- PyTorch {torch.__version__} (Debian python3-torch, the same LibTorch dtokd links)',
         f"- command: `{meta['command']}`",
+        f"- environment of both sides' timed processes: "
+        f"{', '.join('`%s`' % kv for kv in meta.get('env', [])) or 'unchanged (glibc malloc and OpenMP defaults)'}",
         f"- protocol: {meta['repeats']} repeats; per repeat one dtokd and one PyTorch process per row, order flipped "
         f"every repeat; each {meta['warmup']} warm-up + {meta['steps']} timed steps on one fixed batch "
         f"(arithmetic: 3 + {meta['arith_steps']}).",
