@@ -214,6 +214,7 @@ def main():
     meta.update(finished=f'{datetime.datetime.now():%Y-%m-%d %H:%M}', load_after=load(), reruns=quiet.reruns,
                 waited_s=round(quiet.waited), commands=sorted(set(log)))
     raw = os.path.splitext(args.out)[0] + '.json'
+    meta['raw'] = os.path.basename(raw)
     with open(raw, 'w') as f:
         json.dump(dict(meta=meta, checks=checks, records=records), f, indent=1)
     text = report(meta, checks, records)
@@ -272,7 +273,7 @@ def report(meta, checks, records):
         'median over all their timed steps [per-run medians].',
         '- step = student forward + both losses + backward pass(es) + DTO arithmetic + SGD update '
         '(momentum 0.9, weight decay 5e-4); teacher logits precomputed (dtokd reads them from its cache).',
-        '- raw per-step numbers: RESULTS.json beside this file.',
+        f"- raw per-step numbers: {meta.get('raw', 'RESULTS.json')} beside this file.",
         '',
         '## Agreement (same initial weights and batch, one step, tolerance %g)' % meta['tol'],
         '',
