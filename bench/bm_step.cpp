@@ -15,6 +15,7 @@
 #include <string>
 
 #include "flat_arena.h"
+#include "host_allocator.h"
 #include "frozen_buffers.h"
 #include "fused_optimizer.h"
 #include "kernels.h"
@@ -171,10 +172,12 @@ private:
 }  // namespace
 
 int main(int argc, char **argv) {
+    const std::string allocator = dtokd::configure_host_allocator();  // as the dtokd CLI does
     const int threads = dtokd::configure_threads(0);
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
     benchmark::AddCustomContext("dtokd_threads", std::to_string(threads));
+    benchmark::AddCustomContext("host_allocator", allocator);
     for (const std::string &m : dtokd::policy_names())
         benchmark::RegisterBenchmark(("BM_Step/" + m).c_str(), BM_Step, m)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
     benchmark::RegisterBenchmark("BM_StudentForward", BM_StudentForward)->Unit(benchmark::kMillisecond)->UseRealTime();

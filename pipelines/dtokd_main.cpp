@@ -19,6 +19,7 @@
 #include "kernel_autotune.h"
 #include "kernel_selection.h"
 #include "kernels.h"
+#include "host_allocator.h"
 #include "threads.h"
 #include "train_config.h"
 #include "trainer.h"
@@ -173,6 +174,7 @@ int run(int argc, char **argv) {
         return app.exit(e);
     }
 
+    dtokd::configure_host_allocator();
     dtokd::configure_threads(threads);
     dtokd::parse_kernel_backend(kernels);  // validate early
     if (autotune->parsed()) {

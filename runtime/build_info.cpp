@@ -6,6 +6,7 @@
 
 #include <sstream>
 
+#include "host_allocator.h"
 #include "kernel_selection.h"
 
 namespace dtokd {
@@ -57,6 +58,7 @@ BuildInfo build_info() {
         }
     }
     info.threads = at::get_num_threads();
+    info.host_allocator = host_allocator_setting().empty() ? "glibc defaults" : host_allocator_setting();
     info.kernel_schedules = describe_kernel_selection();
     return info;
 }
@@ -66,6 +68,7 @@ std::string format_build_info(const BuildInfo &info) {
     os << "dtokd " << info.dtokd_version << "\n";
     os << "LibTorch " << info.torch_version << ", Halide " << info.halide_version << "\n";
     os << "threads (LibTorch intra-op and Halide): " << info.threads << "\n";
+    os << "host allocator: " << info.host_allocator << "\n";
     os << "CPU features:";
     for (const auto &f : info.cpu_features) os << " " << f;
     os << "\nCPU kernel targets (runtime dispatch, most specific first):\n";

@@ -18,6 +18,7 @@ struct BuildInfo {
     std::string kernel_schedules;      // selected schedule variant per kernel, one line each
     std::vector<std::string> cpu_features;
     int threads = 0;
+    std::string host_allocator;  // configure_host_allocator's setting
 };
 
 BuildInfo build_info();

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -30,8 +31,8 @@ struct CliResult {
 
 std::string quoted(const std::string &s) { return "'" + s + "'"; }
 
-CliResult run_cli(const std::string &args) {
-    const std::string cmd = std::string(DTOKD_CLI) + " " + args + " 2>&1";
+CliResult run_cli(const std::string &args, const std::string &env = "") {
+    const std::string cmd = env + std::string(DTOKD_CLI) + " " + args + " 2>&1";
     CliResult r;
     FILE *pipe = ::popen(cmd.c_str(), "r");
     if (!pipe) {
@@ -297,6 +298,20 @@ TEST_F(DtokdCli, EvalPrintsTestAccuracy) {
 
     expect_one_error(run_cli("eval " + quoted(path("absent.pt")) + " " + data_args()),
                      {path("absent.pt"), "not found"});
+}
+
+// `dtokd info` says how malloc is set up, and DTOKD_MALLOC=default turns the tuning off.
+TEST(DtokdCliInfo, ReportsTheHostAllocatorSetting) {
+    const CliResult tuned = run_cli("info");
+    ASSERT_EQ(tuned.code, 0) << tuned.output;
+    if (std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr && std::getenv("DTOKD_MALLOC") == nullptr) {
+        EXPECT_NE(tuned.output.find("host allocator: glibc mmap threshold 256 MiB"), std::string::npos)
+            << tuned.output;
+    }
+    const CliResult plain = run_cli("info", "DTOKD_MALLOC=default ");
+    ASSERT_EQ(plain.code, 0) << plain.output;
+    EXPECT_NE(plain.output.find("host allocator: glibc defaults (DTOKD_MALLOC=default)"), std::string::npos)
+        << plain.output;
 }
 
 }  // namespace

@@ -27,6 +27,7 @@
 
 #include "flat_arena.h"
 #include "fused_optimizer.h"
+#include "host_allocator.h"
 #include "kernels.h"
 #include "logit_kd_pair.h"
 #include "min_norm.h"
@@ -274,6 +275,7 @@ void time_arithmetic(const Args &a, int threads) {
 int main(int argc, char **argv) {
     try {
         const Args a = parse(argc, argv);
+        dtokd::configure_host_allocator();  // as the dtokd CLI does
         const int threads = dtokd::configure_threads(a.threads);
         if (a.mode == "dump") dump(a, threads);
         else if (a.mode == "time") time_steps(a, threads);
