@@ -32,7 +32,8 @@ void StepStatsWindow::add(const StepStats &s) {
         conflicts_ += s.cos_ab < 0 ? 1 : 0;
     }
     cos_.add(s.cos_ab);
-    if (s.norm_ratio > 0) log_norm_ratio_.add(std::log(s.norm_ratio));
+    if (s.norm_ratio > 0) ln_norm_ratio_.add(std::log(s.norm_ratio));
+    if (s.log_grad_norm_ratio > 0) ln_log_grad_norm_ratio_.add(std::log(s.log_grad_norm_ratio));
     a_dot_g_.add(s.a_dot_g);
     b_dot_g_.add(s.b_dot_g);
     improve_distill_.add(s.improve_distill);
@@ -62,7 +63,8 @@ std::string StepStatsWindow::to_json(int64_t last_step) const {
     put(os, "cos_ab", cos_.value());
     put(os, "conflict_fraction", cos_seen_ > 0 ? double(conflicts_) / double(cos_seen_) : StepStats::nan);
     // Geometric mean: the ratio spans orders of magnitude.
-    put(os, "norm_ratio", std::exp(log_norm_ratio_.value()));
+    put(os, "norm_ratio", std::exp(ln_norm_ratio_.value()));
+    put(os, "log_grad_norm_ratio", std::exp(ln_log_grad_norm_ratio_.value()));
     put(os, "a_dot_g", a_dot_g_.value());
     put(os, "b_dot_g", b_dot_g_.value());
     put(os, "improve_distill", improve_distill_.value());

@@ -15,6 +15,7 @@ struct StepStats {
     double pi1 = nan, pi2 = nan;                 // weights of grad log L_distill, grad log L_task
     double cos_ab = nan;                         // cos(grad L_d, grad L_t): conflict when < 0
     double norm_ratio = nan;                     // ||grad L_d|| / ||grad L_t||: dominance
+    double log_grad_norm_ratio = nan;            // ||a|| / ||b|| = ||grad log L_d|| / ||grad log L_t||
     double a_dot_g = nan, b_dot_g = nan;         // <grad log L_i, g*> (exact policies)
     double improve_distill = nan, improve_task = nan;  // log L(before) - log L(after) (amortized)
     double direction_norm = nan;                 // ||update direction|| before clipping
@@ -42,7 +43,7 @@ private:
         double value() const;
     };
     int64_t count_ = 0, skipped_ = 0, exact_ = 0, conflicts_ = 0, cos_seen_ = 0;
-    Mean loss_distill_, loss_task_, pi1_, pi2_, cos_, log_norm_ratio_, a_dot_g_, b_dot_g_;
+    Mean loss_distill_, loss_task_, pi1_, pi2_, cos_, ln_norm_ratio_, ln_log_grad_norm_ratio_, a_dot_g_, b_dot_g_;
     Mean improve_distill_, improve_task_, seconds_;
 };
 

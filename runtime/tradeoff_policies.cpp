@@ -111,7 +111,8 @@ StepStats exact_dto_step(ObjectivePair &obj, PolicyContext &ctx, const PolicyCon
     s.pi2 = t.pi2;
     s.cos_ab = gram_cosine(g);
     const double ld = std::max(s.loss_distill, cfg.eps), lt = std::max(s.loss_task, cfg.eps);
-    s.norm_ratio = g.g22 > 0 ? std::sqrt(g.g11 / g.g22) * ld / lt : StepStats::nan;
+    s.log_grad_norm_ratio = g.g22 > 0 ? std::sqrt(g.g11 / g.g22) : StepStats::nan;
+    s.norm_ratio = s.log_grad_norm_ratio * ld / lt;
     s.a_dot_g = a_dot_direction(g, t);
     s.b_dot_g = b_dot_direction(g, t);
     const double sq = dto_direction_sq_norm(g, t.pi1, t.pi2);
@@ -239,7 +240,8 @@ public:
                 s.pi2 = t.pi2;
                 s.cos_ab = gram_cosine(g);  // in logit space
                 const double ld = std::max(s.loss_distill, cfg_.eps), lt = std::max(s.loss_task, cfg_.eps);
-                s.norm_ratio = g.g22 > 0 ? std::sqrt(g.g11 / g.g22) * ld / lt : StepStats::nan;
+                s.log_grad_norm_ratio = g.g22 > 0 ? std::sqrt(g.g11 / g.g22) : StepStats::nan;
+                s.norm_ratio = s.log_grad_norm_ratio * ld / lt;
                 s.a_dot_g = a_dot_direction(g, t);
                 s.b_dot_g = b_dot_direction(g, t);
                 single_backward_step(obj, ctx, cfg_, t.pi1 / ld, t.pi2 / lt, s);

@@ -187,6 +187,7 @@ TEST_P(PolicyBackendTest, ExactDtoStepMatchesAutogradReference) {
         EXPECT_NEAR(s.cos_ab, cf.g12 / std::sqrt(cf.g11 * cf.g22), 1e-5);
         EXPECT_NEAR(s.norm_ratio, std::sqrt(ga.dot(ga).item<double>() / gb.dot(gb).item<double>()),
                     1e-5 * s.norm_ratio);
+        EXPECT_NEAR(s.log_grad_norm_ratio, std::sqrt(cf.g11 / cf.g22), 1e-5 * s.log_grad_norm_ratio);
         // Interior: both log-losses decrease at the same first-order rate.
         EXPECT_NEAR(s.a_dot_g, s.b_dot_g, 1e-4 * std::abs(s.a_dot_g));
         const double err = max_rel_err(rig.arena->params(), theta_next);
@@ -630,6 +631,7 @@ TEST(StepStatsWindow, AggregatesAndConflictFraction) {
         s.loss_distill = in.ld;
         s.loss_task = in.lt;
         s.norm_ratio = in.ratio;
+        s.log_grad_norm_ratio = in.ratio * 0.5;
         s.exact = in.exact;
         s.skipped = in.skipped;
         w.add(s);
@@ -667,6 +669,7 @@ TEST(StepStatsWindow, AggregatesAndConflictFraction) {
     EXPECT_NEAR(json_number(json, "loss_distill"), ld_sum / used, 1e-6);
     EXPECT_NEAR(json_number(json, "loss_task"), lt_sum / used, 1e-6);
     EXPECT_NEAR(json_number(json, "norm_ratio"), std::exp(log_ratio_sum / ratio_n), 1e-6);
+    EXPECT_NEAR(json_number(json, "log_grad_norm_ratio"), 0.5 * std::exp(log_ratio_sum / ratio_n), 1e-6);
     EXPECT_TRUE(std::isnan(json_number(json, "improve_distill")));  // never set: null
 
     w.clear();

@@ -32,6 +32,11 @@ def read_runs(root):
     return runs
 
 
+def value(rec, key):
+    v = rec.get(key)
+    return math.nan if v is None else v
+
+
 def mean_std(values):
     if not values:
         return float("nan"), float("nan")
@@ -99,10 +104,13 @@ def main():
         if m in runs:
             r = runs[m][0]
             steps = [t["step"] for t in r["train"]]
-            ax1.plot(steps, [t["conflict_fraction"] if t["conflict_fraction"] is not None else math.nan for t in r["train"]], label=m)
-            ax2.plot(steps, [t["norm_ratio"] if t["norm_ratio"] is not None else math.nan for t in r["train"]], label=m)
+            ax1.plot(steps, [value(t, "conflict_fraction") for t in r["train"]], label=m)
+            line, = ax2.plot(steps, [value(t, "log_grad_norm_ratio") for t in r["train"]], label=f"{m} ||a||/||b||")
+            ax2.plot(steps, [value(t, "norm_ratio") for t in r["train"]], ls=":", color=line.get_color(),
+                     label=f"{m} ||grad L_d||/||grad L_t||")
     ax1.set_ylabel("fraction of steps cos(a,b) < 0"); ax1.grid(alpha=0.3); ax1.legend(fontsize=8)
-    ax2.set_ylabel("||grad L_d|| / ||grad L_t||"); ax2.set_yscale("log"); ax2.set_xlabel("step"); ax2.grid(alpha=0.3)
+    ax2.set_ylabel("gradient norm ratio"); ax2.set_yscale("log"); ax2.set_xlabel("step"); ax2.grid(alpha=0.3)
+    ax2.legend(fontsize=7)
     fig.tight_layout(); fig.savefig(os.path.join(a.out, "fashion_mnist_conflict.png"), dpi=110); plt.close(fig)
 
     seeds = max(len(v) for v in runs.values())
