@@ -45,4 +45,5 @@ done
 echo "study runs took $(( $(date +%s) - start )) s" >&2
 /usr/bin/python3 "$here/pipelines/studies/report.py" --root "$root" --out "$report" \
     --command "pipelines/studies/fashion_mnist.sh (STUDY_EPOCHS=$epochs STUDY_TEACHER_EPOCHS=$teacher_epochs STUDY_SEEDS='$seeds')" \
-    --seconds $(( $(date +%s) - start ))
+    --seconds $(( $(date +%s) - start )) \
+    --commit "$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)"

@@ -37,6 +37,23 @@ def value(rec, key):
     return math.nan if v is None else v
 
 
+def fmt(v, spec):
+    return "–" if v != v else format(v, spec)
+
+
+def run_mean(rs, key):
+    """Step-weighted mean of a per-interval metric over all runs of a method (NaN if never logged)."""
+    num = den = 0.0
+    for r in rs:
+        for t in r["train"]:
+            v = t.get(key)
+            if v is not None:
+                n = t["steps"] - t["skipped"]
+                num += v * n
+                den += n
+    return num / den if den else math.nan
+
+
 def mean_std(values):
     if not values:
         return float("nan"), float("nan")
@@ -49,6 +66,7 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--command", default="")
     p.add_argument("--seconds", type=float, default=float("nan"))
+    p.add_argument("--commit", default="")
     a = p.parse_args()
     runs = read_runs(a.root)
     if not runs:
@@ -67,7 +85,7 @@ def main():
                 return e["epoch"] + 1
         return None
 
-    rows = []
+    rows, per_seed = [], []
     for m in ORDER:
         if m not in runs:
             continue
@@ -77,7 +95,23 @@ def main():
         reached = [x for x in reach if x is not None]
         reach_text = (f"{statistics.mean(reached):.1f}" + (f" ({len(reached)}/{len(reach)} seeds)" if len(reached) < len(reach) else "")) if reached else "never"
         step_ms = 1e3 * statistics.mean(r["summary"]["mean_step_seconds"] for r in runs[m])
-        rows.append(f"| {m} | {100*fm:.2f} ± {100*fs:.2f} | {100*bm:.2f} ± {100*bs:.2f} | {reach_text} | {step_ms:.1f} |")
+        pi1 = run_mean(runs[m], "pi1")
+        conflict = run_mean(runs[m], "conflict_fraction")
+        rows.append(f"| {m} | {100*fm:.2f} ± {100*fs:.2f} | {100*bm:.2f} ± {100*bs:.2f} | {reach_text} | {step_ms:.1f} "
+                    f"| {fmt(pi1, '.3f')} | {fmt(100 * conflict if conflict == conflict else conflict, '.1f')} |")
+        per_seed.append(f"| {m} | " + " | ".join(f"{100*r['summary']['final_test_accuracy']:.2f}" for r in runs[m]) + " |")
+
+    # Paired by seed (same initial student and data order): each DTO policy minus the best KD.
+    paired = []
+    for m in ["dto", "dto-amortized", "dto-logit", "ce"]:
+        if m not in runs or not best_kd:
+            continue
+        kd_by_seed = {r["seed"]: r["summary"]["final_test_accuracy"] for r in runs[best_kd]}
+        diffs = [r["summary"]["final_test_accuracy"] - kd_by_seed[r["seed"]] for r in runs[m] if r["seed"] in kd_by_seed]
+        if diffs:
+            dm, ds = mean_std(diffs)
+            wins = sum(d > 0 for d in diffs)
+            paired.append(f"| {m} − {best_kd} | {100*dm:+.2f} ± {100*ds:.2f} | {wins}/{len(diffs)} |")
 
     # Plots: accuracy vs epoch (mean over seeds); pi vs step; conflict and norm ratio vs step.
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -114,20 +148,48 @@ def main():
     fig.tight_layout(); fig.savefig(os.path.join(a.out, "fashion_mnist_conflict.png"), dpi=110); plt.close(fig)
 
     seeds = max(len(v) for v in runs.values())
+    teacher = None
+    tpath = os.path.join(a.root, "teacher", "summary.json")
+    if os.path.exists(tpath):
+        with open(tpath) as f:
+            teacher = json.load(f)
+    epochs = max(len(r["epochs"]) for rs in runs.values() for r in rs)
     with open(os.path.join(a.out, "fashion_mnist.md"), "w") as f:
         f.write("# Fashion-MNIST study: DTO-KD vs hand-tuned KD\n\n")
-        f.write(f"Produced by `{a.command}` on {datetime.date.today().isoformat()} ({os.cpu_count()} cores"
+        f.write(f"Produced by `{a.command}` on {datetime.date.today().isoformat()}"
+                + (f" at commit {a.commit}" if a.commit else "") + f" ({os.cpu_count()} cores"
                 + (f", {a.seconds/60:.0f} min in all" if not math.isnan(a.seconds) else "") + ").\n")
-        f.write("Teacher cnn_large, student cnn_small, SGD momentum 0.9, lr 0.05 cosine, batch 128, T = 4; "
+        f.write(f"Teacher cnn_large" + (f" ({teacher['epochs']} epochs, CE, test accuracy "
+                f"{100*teacher['final_test_accuracy']:.2f}%)" if teacher else "") + ", student cnn_small "
+                f"({epochs} epochs), SGD momentum 0.9, lr 0.05 cosine, batch 128, T = 4; KD is "
+                "alpha_distill * KL * T^2 + (1 - alpha_distill) * CE; "
                 f"{seeds} seeds (seed = initial student and data order, shared by all methods). "
-                "Test accuracy is only reported, never used to tune anything.\n\n")
+                "Epochs are sized so the whole study fits in 2 hours on 2 cores. "
+                "Test accuracy is only reported, never used to tune anything; picking the best KD weight "
+                "by its test accuracy favours KD.\n\n")
         if best_kd:
             f.write(f"Best KD by final accuracy: **{best_kd}** ({100*target:.2f}%); "
                     "'epoch to reach' = first epoch whose test accuracy reaches it (mean over seeds that do).\n\n")
-        f.write("| method | final acc (%) | best acc (%) | epoch to reach best KD's final | step time (ms) |\n")
-        f.write("| --- | --- | --- | --- | --- |\n")
+        f.write("| method | final acc (%) | best acc (%) | epoch to reach best KD's final | step time (ms) "
+                "| mean pi1 | steps with cos(a,b) < 0 (%) |\n")
+        f.write("| --- | --- | --- | --- | --- | --- | --- |\n")
         f.write("\n".join(rows) + "\n\n")
-        f.write("![accuracy](fashion_mnist_accuracy.png)\n\n![pi](fashion_mnist_pi.png)\n\n![conflict](fashion_mnist_conflict.png)\n")
+        f.write("Accuracy is mean ± std over seeds. Step time: mean over all steps of a run (student forward, "
+                "losses, backward pass(es), trade-off, update; teacher logits from the cache), mean over seeds. "
+                "pi1: the DTO weight of the distillation log-gradient (ce and kd show their fixed loss weight alpha_distill instead). "
+                "cos(a,b) needs both gradients: the exact `dto` (parameter space) and `dto-logit` "
+                "(logit space) have it.\n\n")
+        if paired:
+            f.write("Paired by seed, final accuracy difference (points, mean ± std over seeds; wins = seeds "
+                    "where the first is higher):\n\n| comparison | difference | wins |\n| --- | --- | --- |\n")
+            f.write("\n".join(paired) + "\n\n")
+        seed_names = [r["seed"] for r in runs[ORDER[0] if ORDER[0] in runs else next(iter(runs))]]
+        f.write("Final test accuracy (%) per seed:\n\n| method | " + " | ".join(seed_names) + " |\n|"
+                + " --- |" * (len(seed_names) + 1) + "\n" + "\n".join(per_seed) + "\n\n")
+        f.write("Test accuracy vs epoch (mean over seeds):\n\n![accuracy](fashion_mnist_accuracy.png)\n\n"
+                "pi1 vs step, seed 0 (pi2 = 1 - pi1; per log interval):\n\n![pi](fashion_mnist_pi.png)\n\n"
+                "Gradient conflict and dominance vs step, seed 0 (a = grad log L_distill, b = grad log L_task):"
+                "\n\n![conflict](fashion_mnist_conflict.png)\n")
     print(f"wrote {os.path.join(a.out, 'fashion_mnist.md')}")
 
 
