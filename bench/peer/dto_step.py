@@ -182,6 +182,9 @@ def cmd_time(args):
     manifest, initial, _ = load_dump(args.dir)
     step = make_step(manifest, initial, method=args.method, gram=args.gram)
     x, y, zt = batch(initial)
+    if args.channels_last:  # NHWC activations and conv weights: oneDNN convolves without layout reorders
+        step.model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     for _ in range(args.warmup):
         step(x, y, zt)
     total, forward, backward = [], [], []
@@ -198,6 +201,7 @@ def cmd_time(args):
         prof.__exit__(None, None, None)
         prof.export_chrome_trace(args.profile)
     print(json.dumps(dict(impl='torch', mode='time', model=manifest['model'], method=step.method, gram=args.gram,
+                          channels_last=args.channels_last,
                           threads=torch.get_num_threads(), params=sum(p.numel() for p in step.params),
                           step_ms=total, forward_ms=forward, backward_ms=backward)))
     return 0
@@ -259,6 +263,7 @@ def main():
     t.add_argument('--warmup', type=int, default=5)
     t.add_argument('--steps', type=int, default=20)
     t.add_argument('--profile', metavar='FILE', help='also write a Chrome trace of the timed steps')
+    t.add_argument('--channels-last', action='store_true', help='model and batch in channels_last memory format')
     r = sub.add_parser('arith')
     r.add_argument('--model', default='resnet32x4')
     r.add_argument('--channels', type=int, default=3)

@@ -177,6 +177,7 @@ def main():
                 cpu=cpu_model(), nproc=os.cpu_count(), threads=args.threads, repeats=args.repeats,
                 warmup=args.warmup, steps=args.steps, arith_steps=args.arith_steps, others_limit=args.others_limit,
                 tries=args.tries, max_wait=args.max_wait, tol=args.tol, env=args.env,
+                dtokd_sets_malloc=True,  # peer_step calls configure_host_allocator() (since 33e56ae)
                 command=' '.join([sys.executable, os.path.relpath(__file__)] + sys.argv[1:]))
     records = []
 
@@ -261,7 +262,9 @@ def report(meta, checks, records):
         f'- PyTorch {torch.__version__} (Debian python3-torch, the same LibTorch dtokd links)',
         f"- command: `{meta['command']}`",
         f"- environment of both sides' timed processes: "
-        f"{', '.join('`%s`' % kv for kv in meta.get('env', [])) or 'unchanged (glibc malloc and OpenMP defaults)'}",
+        f"{', '.join('`%s`' % kv for kv in meta.get('env', [])) or 'unchanged (OpenMP and glibc defaults)'}"
+        + ("; dtokd's process sets glibc's mmap/trim thresholds itself at start-up, as the dtokd CLI does "
+           "(runtime/host_allocator.h), unless the environment sets them" if meta.get('dtokd_sets_malloc') else ''),
         f"- protocol: {meta['repeats']} repeats; per repeat one dtokd and one PyTorch process per row, order flipped "
         f"every repeat; each {meta['warmup']} warm-up + {meta['steps']} timed steps on one fixed batch "
         f"(arithmetic: 3 + {meta['arith_steps']}).",
