@@ -6,6 +6,7 @@
 
 #include <sstream>
 
+#include "blas_threads.h"
 #include "host_allocator.h"
 #include "kernel_selection.h"
 
@@ -58,6 +59,7 @@ BuildInfo build_info() {
         }
     }
     info.threads = at::get_num_threads();
+    info.blas = describe_blas();
     info.host_allocator = host_allocator_setting().empty() ? "glibc defaults" : host_allocator_setting();
     info.kernel_schedules = describe_kernel_selection();
     return info;
@@ -69,6 +71,7 @@ std::string format_build_info(const BuildInfo &info) {
     os << "LibTorch " << info.torch_version << ", Halide " << info.halide_version << "\n";
     os << "threads (LibTorch intra-op and Halide): " << info.threads << "\n";
     os << "host allocator: " << info.host_allocator << "\n";
+    os << "BLAS: " << info.blas << "\n";
     os << "CPU features:";
     for (const auto &f : info.cpu_features) os << " " << f;
     os << "\nCPU kernel targets (runtime dispatch, most specific first):\n";

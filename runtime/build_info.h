@@ -19,6 +19,7 @@ struct BuildInfo {
     std::vector<std::string> cpu_features;
     int threads = 0;
     std::string host_allocator;  // configure_host_allocator's setting
+    std::string blas;            // describe_blas()
 };
 
 BuildInfo build_info();

@@ -10,6 +10,8 @@
 #include <string>
 #include <thread>
 
+#include "blas_threads.h"
+
 namespace dtokd {
 
 namespace {
@@ -49,6 +51,7 @@ int configure_threads(int requested) {
     at::set_num_threads(n);
     halide_set_num_threads(n);
     halide_set_custom_do_par_for(torch_do_par_for);
+    configure_blas_threads(0);  // BLAS's own pool would fight this one (blas_threads.h)
     applied_threads = n;
     return n;
 }

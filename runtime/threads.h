@@ -7,6 +7,7 @@
 namespace dtokd {
 
 // requested > 0: use it; 0: $DTOKD_THREADS if set, else all hardware threads.
+// Also gives the BLAS library's own pool $DTOKD_BLAS_THREADS or 1 thread (blas_threads.h).
 // Returns the count applied to both pools. Throws std::invalid_argument if requested < 0
 // or $DTOKD_THREADS is not a positive integer.
 int configure_threads(int requested = 0);

@@ -1,0 +1,50 @@
+// See blas_threads.h. OpenBLAS is found at run time (dlsym): LibTorch links the
+// generic libblas.so.3, which Debian's alternatives may point at another BLAS.
+#include "blas_threads.h"
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <stdexcept>
+
+namespace dtokd {
+
+namespace {
+template <typename Fn>
+Fn openblas_symbol(const char *name) {
+    return reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, name));
+}
+}  // namespace
+
+int configure_blas_threads(int requested) {
+    if (requested < 0)
+        throw std::invalid_argument("BLAS threads is " + std::to_string(requested) + "; expected >= 0");
+    int n = requested;
+    if (n == 0) {
+        n = 1;
+        if (const char *env = std::getenv("DTOKD_BLAS_THREADS"); env != nullptr && *env != '\0') {
+            char *end = nullptr;
+            const long v = std::strtol(env, &end, 10);
+            if (*end != '\0' || v < 1 || v > 4096)
+                throw std::invalid_argument(std::string("DTOKD_BLAS_THREADS is '") + env +
+                                            "'; expected a positive integer");
+            n = int(v);
+        }
+    }
+    auto set = openblas_symbol<void (*)(int)>("openblas_set_num_threads");
+    auto get = openblas_symbol<int (*)()>("openblas_get_num_threads");
+    if (set == nullptr || get == nullptr) return 0;
+    set(n);
+    return get();
+}
+
+std::string describe_blas() {
+    auto get = openblas_symbol<int (*)()>("openblas_get_num_threads");
+    auto core = openblas_symbol<char *(*)()>("openblas_get_corename");
+    if (get == nullptr) return "not OpenBLAS (threads not managed)";
+    const int n = get();
+    return "OpenBLAS" + (core != nullptr ? " " + std::string(core()) : std::string()) + ", " + std::to_string(n) +
+           (n == 1 ? " thread" : " threads");
+}
+
+}  // namespace dtokd
