@@ -193,9 +193,12 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
                 teacher_logits = at::zeros({batch->labels.numel(), train.num_classes}, at::kFloat);
             }
             const at::Tensor images_t = batch->images;
+            // The step time covers the student forward (run when the pair is made) too.
+            const auto step_start = Clock::now();
             LogitKdPair pair([&student, images_t] { return student.forward(images_t); }, *student.module,
                              teacher_logits, batch->labels, kd, backend);
             StepStats s = policy->step(pair, ctx, step);
+            s.seconds = since(step_start);
             if (!distill) s.loss_distill = StepStats::nan;
             guard.record(s);
             window.add(s);
