@@ -33,7 +33,9 @@
 #include <type_traits>
 #include <vector>
 
+#include "host_allocator.h"
 #include "kernel_selection.h"
+#include "median_time_reporter.h"
 #include "kernels.h"
 #include "threads.h"
 
@@ -449,24 +451,9 @@ void register_benchmarks() {
 // Ratio table: the console reporter, plus the real time of every (name, N), taken
 // from the median aggregate when repetitions produce one.
 
-class RatioReporter : public benchmark::ConsoleReporter {
+class RatioReporter : public dtokd::bench::MedianTimeReporter {
 public:
-    using ConsoleReporter::ConsoleReporter;
-
-    void ReportRuns(const std::vector<Run> &runs) override {
-        ConsoleReporter::ReportRuns(runs);
-        for (const Run &r : runs) {
-            if (r.error_occurred) continue;
-            const bool median = r.run_type == Run::RT_Aggregate && r.aggregate_name == "median";
-            if (r.run_type == Run::RT_Aggregate && !median) continue;
-            const Key key{r.run_name.function_name, std::stoll(r.run_name.args)};
-            const double seconds = r.GetAdjustedRealTime() / benchmark::GetTimeUnitMultiplier(r.time_unit);
-            if (median)
-                median_[key] = seconds;
-            else
-                last_[key] = seconds;
-        }
-    }
+    using MedianTimeReporter::MedianTimeReporter;
 
     void print_ratios(std::ostream &os) const {
         char line[256];
@@ -498,18 +485,8 @@ public:
     }
 
 private:
-    using Key = std::pair<std::string, int64_t>;
-    std::map<Key, double> median_, last_;
-
-    double time(const std::string &name, int64_t n) const {
-        const Key key{name, n};
-        if (auto it = median_.find(key); it != median_.end()) return it->second;
-        if (auto it = last_.find(key); it != last_.end()) return it->second;
-        return -1;
-    }
     double ratio(const std::string &num, const std::string &den, int64_t n) const {
-        const double a = time(num, n), b = time(den, n);
-        return a > 0 && b > 0 ? a / b : -1;
+        return MedianTimeReporter::ratio(num + "/" + std::to_string(n), den + "/" + std::to_string(n));
     }
     // A right-aligned 10-wide cell ("-" when not run), marked '!' when a checked target is missed.
     static std::string cell(double r, double target, bool checked, bool percent) {
@@ -533,6 +510,9 @@ int main(int argc, char **argv) {
     // Recorded because it moves the LibTorch baselines by up to 1000x on a shared
     // machine (libgomp reads it once, at load; bench/README.md).
     const char *wait_policy = std::getenv("OMP_WAIT_POLICY");
+    // The malloc setting of the dtokd CLI, so LibTorch's temporaries (the baselines')
+    // are not page-faulted afresh each call, as they would not be in training.
+    const std::string allocator = dtokd::configure_host_allocator();
     const int threads = dtokd::configure_threads(0);
     // Default --benchmark_min_time=0.2 (library default 0.5) keeps the whole run near a
     // minute; an explicit flag on the command line wins.
@@ -545,6 +525,7 @@ int main(int argc, char **argv) {
     benchmark::Initialize(&args_count, args.data());
     if (benchmark::ReportUnrecognizedArguments(args_count, args.data())) return 1;
     benchmark::AddCustomContext("dtokd_threads", std::to_string(threads));
+    benchmark::AddCustomContext("host_allocator", allocator);
     benchmark::AddCustomContext("roofline_isa", kHasAvx512 ? "avx512f" : "generic");
     // A parallel loop that silently runs on one thread halves a 2-core result and
     // hides in any ratio whose both sides share it: check both, loudly.

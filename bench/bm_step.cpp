@@ -16,6 +16,7 @@
 
 #include "flat_arena.h"
 #include "host_allocator.h"
+#include "median_time_reporter.h"
 #include "frozen_buffers.h"
 #include "fused_optimizer.h"
 #include "kernels.h"
@@ -127,25 +128,10 @@ void BM_DtoArithmetic(benchmark::State &state) {
     state.counters["params"] = double(arena.numel());
 }
 
-class StepRatioReporter : public benchmark::ConsoleReporter {
+class StepRatioReporter : public dtokd::bench::MedianTimeReporter {
 public:
-    using ConsoleReporter::ConsoleReporter;
-    void ReportRuns(const std::vector<Run> &runs) override {
-        ConsoleReporter::ReportRuns(runs);
-        for (const Run &r : runs) {
-            if (r.error_occurred) continue;
-            const bool median = r.run_type == Run::RT_Aggregate && r.aggregate_name == "median";
-            if (r.run_type == Run::RT_Aggregate && !median) continue;
-            const double s = r.GetAdjustedRealTime() / benchmark::GetTimeUnitMultiplier(r.time_unit);
-            if (median || !median_seen_.count(r.run_name.function_name)) times_[r.run_name.function_name] = s;
-            if (median) median_seen_[r.run_name.function_name] = true;
-        }
-    }
     void print_ratios() const {
-        auto t = [&](const std::string &n) {
-            auto it = times_.find(n);
-            return it == times_.end() ? -1.0 : it->second;
-        };
+        auto t = [&](const std::string &n) { return seconds(n); };
         const double kd = t("BM_Step/kd"), dto = t("BM_Step/dto"), logit = t("BM_Step/dto-logit"),
                      amort = t("BM_Step/dto-amortized"), ce = t("BM_Step/ce"), bwd = t("BM_StudentForwardBackward") - t("BM_StudentForward"),
                      reev = t("BM_StudentReevaluate"), arith = t("BM_DtoArithmetic");
@@ -164,9 +150,6 @@ public:
                     1e3 * dto, 1e3 * bwd, 1e3 * arith);
     }
 
-private:
-    std::map<std::string, double> times_;
-    std::map<std::string, bool> median_seen_;
 };
 
 }  // namespace
