@@ -12,11 +12,22 @@ nn::Conv2d conv3x3(int64_t in, int64_t out) {
     return nn::Conv2d(nn::Conv2dOptions(in, out, /*kernel_size=*/3).padding(1));
 }
 
+// 2x2 max pooling, stride 2, floor mode. LibTorch 1.13's CPU max_pool2d also writes
+// int64 argmax indices for its backward; when no gradient is recorded (evaluation, the
+// teacher-logit cache, dto-amortized's re-evaluation) two strided maxima give the same
+// values about 10x faster (0.19 vs 2.3 ms at 128x8x28x28 on 2 cores).
+torch::Tensor max_pool2x2(const torch::Tensor &x) {
+    if (at::GradMode::is_enabled() && x.requires_grad()) return torch::max_pool2d(x, /*kernel_size=*/{2, 2});
+    const int64_t h = x.size(2) / 2 * 2, w = x.size(3) / 2 * 2;
+    const torch::Tensor rows = torch::maximum(x.slice(2, 0, h, 2), x.slice(2, 1, h, 2));
+    return torch::maximum(rows.slice(3, 0, w, 2), rows.slice(3, 1, w, 2));
+}
+
 // conv-BN-ReLU-maxpool(2) twice, then the 7x7 grid the classifier expects, flattened.
 torch::Tensor features(const torch::Tensor &x, nn::Conv2d &conv1, nn::BatchNorm2d &bn1, nn::Conv2d &conv2,
                        nn::BatchNorm2d &bn2) {
-    torch::Tensor out = torch::max_pool2d(torch::relu(bn1(conv1(x))), /*kernel_size=*/{2, 2});
-    out = torch::max_pool2d(torch::relu(bn2(conv2(out))), /*kernel_size=*/{2, 2});
+    torch::Tensor out = max_pool2x2(torch::relu(bn1(conv1(x))));
+    out = max_pool2x2(torch::relu(bn2(conv2(out))));
     return torch::adaptive_avg_pool2d(out, {7, 7}).flatten(1);
 }
 

@@ -165,3 +165,31 @@ TEST(ModelsFactory, RejectsNonPositiveSizes) {
 }
 
 }  // namespace
+
+namespace {
+
+// The small CNNs pool without argmax indices when no gradient is recorded; the values
+// must equal LibTorch's max_pool2d path (taken when gradients are recorded), odd sizes too.
+TEST(ModelsSmallCnn, NoGradPoolingGivesTheSameLogits) {
+    torch::manual_seed(3);
+    for (const std::string name : {"cnn_small", "cnn_large"}) {
+        for (const int64_t side : {28, 29, 32}) {
+            auto model = dtokd::make_model(name, 1, 10);
+            model->eval();  // BN running stats, no dropout: both passes see the same function
+            const torch::Tensor x = torch::randn({5, 1, side, side});
+            const torch::Tensor with_grad = model->forward(x);
+            ASSERT_TRUE(with_grad.requires_grad());
+            torch::Tensor without;
+            {
+                torch::NoGradGuard no_grad;
+                without = model->forward(x);
+            }
+            EXPECT_FALSE(without.requires_grad());
+            EXPECT_TRUE(torch::equal(with_grad.detach(), without))
+                << name << " " << side << "x" << side << ": max |diff| "
+                << (with_grad.detach() - without).abs().max().item<float>();
+        }
+    }
+}
+
+}  // namespace
