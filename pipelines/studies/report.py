@@ -67,6 +67,7 @@ def main():
     p.add_argument("--command", default="")
     p.add_argument("--seconds", type=float, default=float("nan"))
     p.add_argument("--commit", default="")
+    p.add_argument("--note", default="", help="a paragraph added under the header (e.g. what changed since)")
     a = p.parse_args()
     runs = read_runs(a.root)
     if not runs:
@@ -94,7 +95,10 @@ def main():
         reach = [first_epoch(r) for r in runs[m]]
         reached = [x for x in reach if x is not None]
         reach_text = (f"{statistics.mean(reached):.1f}" + (f" ({len(reached)}/{len(reach)} seeds)" if len(reached) < len(reach) else "")) if reached else "never"
-        step_ms = 1e3 * statistics.mean(r["summary"]["mean_step_seconds"] for r in runs[m])
+        # Epoch wall time / steps: everything the training loop does per step (the
+        # summary's mean_step_seconds left out the student forward before fc3c4a7).
+        step_ms = 1e3 * statistics.mean(sum(e["seconds"] for e in r["epochs"]) / r["summary"]["steps"]
+                                        for r in runs[m])
         pi1 = run_mean(runs[m], "pi1")
         conflict = run_mean(runs[m], "conflict_fraction")
         rows.append(f"| {m} | {100*fm:.2f} ± {100*fs:.2f} | {100*bm:.2f} ± {100*bs:.2f} | {reach_text} | {step_ms:.1f} "
@@ -167,6 +171,8 @@ def main():
                 "Epochs are sized so the whole study fits in 2 hours on 2 cores. "
                 "Test accuracy is only reported, never used to tune anything; picking the best KD weight "
                 "by its test accuracy favours KD.\n\n")
+        if a.note:
+            f.write(a.note + "\n\n")
         if best_kd:
             f.write(f"Best KD by final accuracy: **{best_kd}** ({100*target:.2f}%); "
                     "'epoch to reach' = first epoch whose test accuracy reaches it (mean over seeds that do).\n\n")
@@ -174,8 +180,9 @@ def main():
                 "| mean pi1 | steps with cos(a,b) < 0 (%) |\n")
         f.write("| --- | --- | --- | --- | --- | --- | --- |\n")
         f.write("\n".join(rows) + "\n\n")
-        f.write("Accuracy is mean ± std over seeds. Step time: mean over all steps of a run (student forward, "
-                "losses, backward pass(es), trade-off, update; teacher logits from the cache), mean over seeds. "
+        f.write("Accuracy is mean ± std over seeds. Step time: training wall time of the epochs (evaluation "
+                "excluded) / steps, mean over seeds: the student forward, losses, backward pass(es), trade-off, "
+                "update and batch hand-over (teacher logits from the cache). "
                 "pi1: the DTO weight of the distillation log-gradient (ce and kd show their fixed loss weight alpha_distill instead). "
                 "cos(a,b) needs both gradients: the exact `dto` (parameter space) and `dto-logit` "
                 "(logit space) have it.\n\n")
