@@ -33,6 +33,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "blas_threads.h"
 #include "host_allocator.h"
 #include "kernel_selection.h"
 #include "median_time_reporter.h"
@@ -526,6 +527,7 @@ int main(int argc, char **argv) {
     if (benchmark::ReportUnrecognizedArguments(args_count, args.data())) return 1;
     benchmark::AddCustomContext("dtokd_threads", std::to_string(threads));
     benchmark::AddCustomContext("host_allocator", allocator);
+    benchmark::AddCustomContext("blas", dtokd::describe_blas());
     benchmark::AddCustomContext("roofline_isa", kHasAvx512 ? "avx512f" : "generic");
     // A parallel loop that silently runs on one thread halves a 2-core result and
     // hides in any ratio whose both sides share it: check both, loudly.

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "flat_arena.h"
+#include "blas_threads.h"
 #include "host_allocator.h"
 #include "median_time_reporter.h"
 #include "frozen_buffers.h"
@@ -161,6 +162,7 @@ int main(int argc, char **argv) {
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
     benchmark::AddCustomContext("dtokd_threads", std::to_string(threads));
     benchmark::AddCustomContext("host_allocator", allocator);
+    benchmark::AddCustomContext("blas", dtokd::describe_blas());
     for (const std::string &m : dtokd::policy_names())
         benchmark::RegisterBenchmark(("BM_Step/" + m).c_str(), BM_Step, m)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
     benchmark::RegisterBenchmark("BM_StudentForward", BM_StudentForward)->Unit(benchmark::kMillisecond)->UseRealTime();
