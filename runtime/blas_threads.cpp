@@ -4,8 +4,10 @@
 
 #include <dlfcn.h>
 
-#include <cstdlib>
 #include <stdexcept>
+#include <string>
+
+#include "env_count.h"
 
 namespace dtokd {
 
@@ -20,17 +22,7 @@ int configure_blas_threads(int requested) {
     if (requested < 0)
         throw std::invalid_argument("BLAS threads is " + std::to_string(requested) + "; expected >= 0");
     int n = requested;
-    if (n == 0) {
-        n = 1;
-        if (const char *env = std::getenv("DTOKD_BLAS_THREADS"); env != nullptr && *env != '\0') {
-            char *end = nullptr;
-            const long v = std::strtol(env, &end, 10);
-            if (*end != '\0' || v < 1 || v > 4096)
-                throw std::invalid_argument(std::string("DTOKD_BLAS_THREADS is '") + env +
-                                            "'; expected a positive integer");
-            n = int(v);
-        }
-    }
+    if (n == 0) n = count_from_env("DTOKD_BLAS_THREADS", 1);
     auto set = openblas_symbol<void (*)(int)>("openblas_set_num_threads");
     auto get = openblas_symbol<int (*)()>("openblas_get_num_threads");
     if (set == nullptr || get == nullptr) return 0;

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "blas_threads.h"
+#include "env_count.h"
 
 namespace dtokd {
 
@@ -36,18 +37,7 @@ int configure_threads(int requested) {
     if (requested < 0)
         throw std::invalid_argument("--threads is " + std::to_string(requested) + "; expected >= 0 (0 = all)");
     int n = requested;
-    if (n == 0) {
-        if (const char *env = std::getenv("DTOKD_THREADS"); env != nullptr && *env != '\0') {
-            char *end = nullptr;
-            const long v = std::strtol(env, &end, 10);
-            if (*end != '\0' || v < 1 || v > 4096)
-                throw std::invalid_argument(std::string("DTOKD_THREADS is '") + env +
-                                            "'; expected a positive integer");
-            n = int(v);
-        } else {
-            n = int(std::max(1u, std::thread::hardware_concurrency()));
-        }
-    }
+    if (n == 0) n = count_from_env("DTOKD_THREADS", int(std::max(1u, std::thread::hardware_concurrency())));
     at::set_num_threads(n);
     halide_set_num_threads(n);
     halide_set_custom_do_par_for(torch_do_par_for);

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "blas_threads.h"
+#include "env_count.h"
 #include "threads.h"
 
 namespace {
@@ -54,6 +55,39 @@ TEST(BlasThreads, BadCountsAreNamed) {
     } catch (const std::invalid_argument &e) {
         EXPECT_NE(std::string(e.what()).find("DTOKD_BLAS_THREADS is 'two'"), std::string::npos) << e.what();
     }
+}
+
+TEST(ThreadCounts, FromEnvironment) {
+    unsetenv("DTOKD_TEST_COUNT");
+    EXPECT_EQ(dtokd::count_from_env("DTOKD_TEST_COUNT", 7), 7);
+    {
+        EnvVar empty("DTOKD_TEST_COUNT", "");
+        EXPECT_EQ(dtokd::count_from_env("DTOKD_TEST_COUNT", 7), 7);
+    }
+    {
+        EnvVar three("DTOKD_TEST_COUNT", "3");
+        EXPECT_EQ(dtokd::count_from_env("DTOKD_TEST_COUNT", 7), 3);
+    }
+    for (const char *bad : {"0", "-2", "x", "3x", "5000"}) {
+        EnvVar env("DTOKD_TEST_COUNT", bad);
+        try {
+            dtokd::count_from_env("DTOKD_TEST_COUNT", 7);
+            ADD_FAILURE() << "no error for '" << bad << "'";
+        } catch (const std::invalid_argument &e) {
+            EXPECT_NE(std::string(e.what()).find(std::string("DTOKD_TEST_COUNT is '") + bad + "'"),
+                      std::string::npos)
+                << e.what();
+        }
+    }
+}
+
+TEST(ThreadCounts, BadDtokdThreadsIsNamed) {
+    const int before = dtokd::configured_threads();
+    {
+        EnvVar env("DTOKD_THREADS", "many");
+        EXPECT_THROW(dtokd::configure_threads(0), std::invalid_argument);
+    }
+    dtokd::configure_threads(before > 0 ? before : 0);
 }
 
 }  // namespace
