@@ -132,10 +132,10 @@ void BM_DtoArithmetic(benchmark::State &state) {
 class StepRatioReporter : public dtokd::bench::MedianTimeReporter {
 public:
     void print_ratios() const {
-        auto t = [&](const std::string &n) { return seconds(n); };
-        const double kd = t("BM_Step/kd"), dto = t("BM_Step/dto"), logit = t("BM_Step/dto-logit"),
-                     amort = t("BM_Step/dto-amortized"), ce = t("BM_Step/ce"), bwd = t("BM_StudentForwardBackward") - t("BM_StudentForward"),
-                     reev = t("BM_StudentReevaluate"), arith = t("BM_DtoArithmetic");
+        const double kd = seconds("BM_Step/kd"), dto = seconds("BM_Step/dto"), logit = seconds("BM_Step/dto-logit"),
+                     amort = seconds("BM_Step/dto-amortized"), ce = seconds("BM_Step/ce"),
+                     bwd = seconds("BM_StudentForwardBackward") - seconds("BM_StudentForward"),
+                     reev = seconds("BM_StudentReevaluate"), arith = seconds("BM_DtoArithmetic");
         if (kd <= 0) return;
         std::printf("\nStep ratios (real time; medians with repetitions). Targets: dto-logit <= 1.02x kd;\n"
                     "dto-amortized <= 1.25x kd; dto <= 1.05x (kd + one backward); DTO arithmetic <= 3%% of dto.\n");

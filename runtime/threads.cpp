@@ -5,7 +5,6 @@
 #include <HalideRuntime.h>
 
 #include <atomic>
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <thread>

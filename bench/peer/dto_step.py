@@ -94,6 +94,26 @@ def min_norm_pi1(g11, g12, g22):
     return min(max((g22 - g12) / denom, 0.0), 1.0)
 
 
+def dto_combined_gradient(a, b, Ld, Lt, gram, sizes):
+    """The DTO arithmetic on two per-parameter gradient lists of L_d and L_t: Gram of the
+    log-gradients a/Ld, b/Lt, the closed form, and g = pi1 a/Ld + pi2 b/Lt per parameter.
+    gram='foreach' works on the lists and writes g into a's tensors (a is a temporary);
+    gram='cat' concatenates both and splits one flat g by `sizes`. Returns (pi1, g)."""
+    if gram == 'foreach':
+        aa, ab, bb = gram_foreach(a, b)
+    else:
+        fa, fb = flat(a), flat(b)
+        aa, ab, bb = fa.dot(fa).item(), fa.dot(fb).item(), fb.dot(fb).item()
+    pi1 = min_norm_pi1(aa / (Ld * Ld), ab / (Ld * Lt), bb / (Lt * Lt))
+    if gram == 'foreach':
+        g = list(a)
+        torch._foreach_mul_(g, pi1 / Ld)
+        torch._foreach_add_(g, b, alpha=(1.0 - pi1) / Lt)
+    else:
+        g = torch.add(fa * (pi1 / Ld), fb, alpha=(1.0 - pi1) / Lt).split(sizes)
+    return pi1, g
+
+
 class PeerStep:
     def __init__(self, model, method, lr, momentum, weight_decay, gram='foreach', temperature=4.0, eps=1e-8,
                  alpha_distill=0.9, alpha_task=0.1):
@@ -124,20 +144,9 @@ class PeerStep:
         a = torch.autograd.grad(ld, self.params, retain_graph=True)
         b = torch.autograd.grad(lt, self.params)
         self.backward_seconds = time.perf_counter() - t1
-        Ld, Lt = max(ld_v, self.eps), max(lt_v, self.eps)
-        if self.gram == 'foreach':
-            aa, ab, bb = gram_foreach(a, b)
-        else:
-            fa, fb = flat(a), flat(b)
-            aa, ab, bb = fa.dot(fa).item(), fa.dot(fb).item(), fb.dot(fb).item()
-        pi1 = min_norm_pi1(aa / (Ld * Ld), ab / (Ld * Lt), bb / (Lt * Lt))
+        pi1, g = dto_combined_gradient(a, b, max(ld_v, self.eps), max(lt_v, self.eps), self.gram,
+                                       [p.numel() for p in self.params])
         pi2 = 1.0 - pi1
-        if self.gram == 'foreach':  # in place: a is autograd.grad's temporary
-            g = list(a)
-            torch._foreach_mul_(g, pi1 / Ld)
-            torch._foreach_add_(g, b, alpha=pi2 / Lt)
-        else:
-            g = torch.add(fa * (pi1 / Ld), fb, alpha=pi2 / Lt).split([p.numel() for p in self.params])
         for p, gp in zip(self.params, g):
             p.grad = gp.view_as(p)
         self.opt.step()
@@ -220,18 +229,8 @@ def cmd_arith(args):
     sizes = [p.numel() for p in params]
 
     def once():
-        if args.gram == 'foreach':
-            aa, ab, bb = gram_foreach(a, b)
-        else:
-            fa, fb = flat(a), flat(b)
-            aa, ab, bb = fa.dot(fa).item(), fa.dot(fb).item(), fb.dot(fb).item()
-        pi1 = min_norm_pi1(aa / (Ld * Ld), ab / (Ld * Lt), bb / (Lt * Lt))
-        if args.gram == 'foreach':  # in place into a, as the step does (a -> (1-c)^-1 c_b b: bounded)
-            g = a
-            torch._foreach_mul_(g, pi1 / Ld)
-            torch._foreach_add_(g, b, alpha=(1 - pi1) / Lt)
-        else:
-            g = torch.add(fa * (pi1 / Ld), fb, alpha=(1 - pi1) / Lt).split(sizes)
+        # foreach combines in place into a, as the step does (a -> (1-c)^-1 c_b b: bounded)
+        _, g = dto_combined_gradient(a, b, Ld, Lt, args.gram, sizes)
         for p, gp in zip(params, g):
             p.grad = gp.view_as(p)
         opt.step()
