@@ -131,26 +131,40 @@ void BM_DtoArithmetic(benchmark::State &state) {
 
 class StepRatioReporter : public dtokd::bench::MedianTimeReporter {
 public:
+    // Rows whose benchmarks did not run (--benchmark_filter) print "-".
     void print_ratios() const {
-        const double kd = seconds("BM_Step/kd"), dto = seconds("BM_Step/dto"), logit = seconds("BM_Step/dto-logit"),
-                     amort = seconds("BM_Step/dto-amortized"), ce = seconds("BM_Step/ce"),
-                     bwd = seconds("BM_StudentForwardBackward") - seconds("BM_StudentForward"),
-                     reev = seconds("BM_StudentReevaluate"), arith = seconds("BM_DtoArithmetic");
+        const double kd = seconds("BM_Step/kd"), dto = seconds("BM_Step/dto"),
+                     fwd = seconds("BM_StudentForward"), fwd_bwd = seconds("BM_StudentForwardBackward");
+        const double bwd = fwd > 0 && fwd_bwd > 0 ? fwd_bwd - fwd : -1;
         if (kd <= 0) return;
         std::printf("\nStep ratios (real time; medians with repetitions). Targets: dto-logit <= 1.02x kd;\n"
                     "dto-amortized <= 1.25x kd; dto <= 1.05x (kd + one backward); DTO arithmetic <= 3%% of dto.\n");
-        std::printf("  ce / kd                       %6.3f\n", ce / kd);
-        std::printf("  dto-logit / kd                %6.3f %s\n", logit / kd, logit / kd <= 1.02 ? "" : "(missed)");
-        std::printf("  dto-amortized / kd            %6.3f %s  (re-evaluation forward = %.3f of kd)\n", amort / kd,
-                    amort / kd <= 1.25 ? "" : "(missed)", reev / kd);
-        std::printf("  dto / (kd + backward)         %6.3f %s  (one backward = %.3f of kd)\n", dto / (kd + bwd),
-                    dto / (kd + bwd) <= 1.05 ? "" : "(missed)", bwd / kd);
-        std::printf("  DTO arithmetic / dto          %6.2f%% %s\n", 100 * arith / dto,
-                    arith / dto <= 0.03 ? "" : "(missed)");
-        std::printf("  absolute: kd %.3f ms, dto %.3f ms, backward %.3f ms, arithmetic %.3f ms\n", 1e3 * kd,
-                    1e3 * dto, 1e3 * bwd, 1e3 * arith);
+        auto row = [](const char *label, double num, double den, double target, const std::string &extra) {
+            if (num <= 0 || den <= 0) {
+                std::printf("  %-29s %6s\n", label, "-");
+                return;
+            }
+            const double r = num / den;
+            std::printf("  %-29s %6.3f %s%s\n", label, r, target > 0 && r > target ? "(missed)" : "", extra.c_str());
+        };
+        auto of_kd = [&](const char *what, double t) {
+            char buf[96];
+            std::snprintf(buf, sizeof buf, "  (%s = %.3f of kd)", what, t / kd);
+            return t > 0 ? std::string(buf) : std::string();
+        };
+        row("ce / kd", seconds("BM_Step/ce"), kd, 0, "");
+        row("dto-logit / kd", seconds("BM_Step/dto-logit"), kd, 1.02, "");
+        row("dto-amortized / kd", seconds("BM_Step/dto-amortized"), kd, 1.25,
+            of_kd("re-evaluation forward", seconds("BM_StudentReevaluate")));
+        row("dto / (kd + backward)", dto, bwd > 0 ? kd + bwd : -1, 1.05, of_kd("one backward", bwd));
+        const double arith = seconds("BM_DtoArithmetic");
+        if (arith > 0 && dto > 0)
+            std::printf("  DTO arithmetic / dto          %6.2f%% %s\n", 100 * arith / dto,
+                        arith / dto <= 0.03 ? "" : "(missed)");
+        auto ms = [](double t) { return t > 0 ? std::to_string(1e3 * t) : std::string("-"); };
+        std::printf("  absolute (ms): kd %s, dto %s, backward %s, arithmetic %s\n", ms(kd).c_str(), ms(dto).c_str(),
+                    ms(bwd).c_str(), ms(arith).c_str());
     }
-
 };
 
 }  // namespace
