@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 
 namespace dtokd {
 
@@ -20,6 +21,8 @@ bool env_set(const char *name) {
 
 std::string configure_host_allocator() {
     const char *mode = std::getenv("DTOKD_MALLOC");
+    if (mode != nullptr && *mode != '\0' && std::strcmp(mode, "default") != 0 && std::strcmp(mode, "tuned") != 0)
+        throw std::invalid_argument(std::string("DTOKD_MALLOC is '") + mode + "'; expected 'default' or 'tuned'");
     if (mode != nullptr && std::strcmp(mode, "default") == 0) {
         g_setting = "glibc defaults (DTOKD_MALLOC=default)";
     } else if (env_set("MALLOC_MMAP_THRESHOLD_") || env_set("MALLOC_TRIM_THRESHOLD_")) {

@@ -12,8 +12,9 @@ namespace dtokd {
 
 // Sets M_MMAP_THRESHOLD (256 MiB) and M_TRIM_THRESHOLD (1 GiB) unless the user chose
 // already: the MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ environment variables
-// win, and DTOKD_MALLOC=default leaves glibc's defaults. Call once, early, before
-// the first large allocation. Returns a one-line description for `dtokd info`.
+// win, and DTOKD_MALLOC=default leaves glibc's defaults (DTOKD_MALLOC=tuned or unset:
+// ours; anything else throws std::invalid_argument naming it). Call once, early,
+// before the first large allocation. Returns a one-line description for `dtokd info`.
 std::string configure_host_allocator();
 
 // The description returned by the last configure_host_allocator() ("" before).

@@ -312,6 +312,10 @@ TEST(DtokdCliInfo, ReportsTheHostAllocatorSetting) {
     ASSERT_EQ(plain.code, 0) << plain.output;
     EXPECT_NE(plain.output.find("host allocator: glibc defaults (DTOKD_MALLOC=default)"), std::string::npos)
         << plain.output;
+    const CliResult bad = run_cli("info", "DTOKD_MALLOC=off ");
+    EXPECT_NE(bad.code, 0) << bad.output;
+    EXPECT_NE(bad.output.find("DTOKD_MALLOC is 'off'; expected 'default' or 'tuned'"), std::string::npos)
+        << bad.output;
 }
 
 }  // namespace
