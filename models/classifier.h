@@ -1,15 +1,43 @@
 // The common base of every zoo model: an image classifier mapping [B, C, H, W]
-// to logits [B, classes]. One virtual forward lets make_model() hand out any
-// family behind one pointer that is also a torch::nn::Module (parameters,
-// train()/eval(), to(), save/load). Only <torch/nn/module.h>, not <torch/torch.h>,
-// so that model_factory.h stays light for the pipelines that include it.
+// to logits [B, classes], and on request the intermediate features distillation
+// losses read (the convention of the reference KD code, mdistiller/RepDistiller).
+// One virtual forward lets make_model() hand out any family behind one pointer that
+// is also a torch::nn::Module (parameters, train()/eval(), to(), save/load). Only
+// <torch/nn/module.h>, not <torch/torch.h>, so that model_factory.h stays light.
 #pragma once
 #include <torch/nn/module.h>
 
+#include <vector>
+
 namespace dtokd {
+
+// Which intermediate features one forward keeps. Nothing by default: a plain
+// (logit-only) step keeps no activation it would not keep anyway.
+struct FeatureRequest {
+    bool feats = false;         // per-stage outputs after ReLU
+    bool preact_feats = false;  // the same stages before their last ReLU
+    bool pooled = false;        // the pooled embedding the classifier reads
+    bool any() const { return feats || preact_feats || pooled; }
+};
+
+// What one forward returns. Empty vectors / undefined tensors for what was not requested.
+struct ModelOutputs {
+    torch::Tensor logits;                     // [B, classes]
+    std::vector<torch::Tensor> feats;         // f0 (stem, where there is one), f1..fS, post-ReLU
+    std::vector<torch::Tensor> preact_feats;  // the same list before the last ReLU of each
+    torch::Tensor pooled;                     // [B, D]
+};
 
 struct ClassifierImpl : torch::nn::Module {
     virtual torch::Tensor forward(torch::Tensor x) = 0;
+    // One forward that records the requested taps on the way (never a second pass).
+    // Every zoo family overrides it; this base serves logit-only requests.
+    virtual ModelOutputs forward_features(torch::Tensor x, const FeatureRequest &request) {
+        TORCH_CHECK(!request.any(), name(), " gives no intermediate features");
+        ModelOutputs out;
+        out.logits = forward(std::move(x));
+        return out;
+    }
 };
 
 }  // namespace dtokd

@@ -17,6 +17,8 @@ struct AdamWScalars {
 
 namespace torch_backend {
 Gram log_gram(const at::Tensor &a, const at::Tensor &b, double loss_distill, double loss_task, double eps);
+// Raw dot products <g_k, g_l> (k <= l filled, symmetric), unscaled.
+GramMatrix gram(const std::vector<const at::Tensor *> &grads);
 KdLosses kd_loss(const at::Tensor &student, const at::Tensor &teacher, const at::Tensor &labels,
                  const KdLossOptions &options, at::Tensor &grad_task, at::Tensor &grad_distill);
 void sgd_update(at::Tensor &theta, at::Tensor &buf, const Direction &d, const SgdScalars &s);
@@ -24,6 +26,11 @@ void adamw_update(at::Tensor &theta, at::Tensor &m, at::Tensor &v, const Directi
 }  // namespace torch_backend
 
 namespace halide_backend {
+// Whether a generated kernel exists for this many gradients (else the torch back end runs).
+bool supports_gram(int n, KernelBackend backend);
+bool supports_update(int n);
+// Raw dot products <g_k, g_l>, unscaled, from one pass over the N gradients.
+GramMatrix gram(const std::vector<const at::Tensor *> &grads);
 Gram log_gram(const at::Tensor &a, const at::Tensor &b, double loss_distill, double loss_task, double eps);
 KdLosses kd_loss(const at::Tensor &student, const at::Tensor &teacher, const at::Tensor &labels,
                  const KdLossOptions &options, at::Tensor &grad_task, at::Tensor &grad_distill);

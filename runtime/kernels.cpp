@@ -73,17 +73,35 @@ KdLosses kd_loss(const at::Tensor &student, const at::Tensor &teacher, const at:
 Direction dto_direction(const at::Tensor &a, const at::Tensor &b, double pi1, double pi2, double loss_distill,
                         double loss_task, double eps, double clip_scale) {
     Direction d;
-    d.a = &a;
-    d.b = &b;
-    d.coeff_a = clip_scale * pi1 / std::max(loss_distill, eps);
-    d.coeff_b = clip_scale * pi2 / std::max(loss_task, eps);
+    d.count = 2;
+    d.grads[0] = &a;
+    d.grads[1] = &b;
+    d.coeffs[0] = clip_scale * pi1 / std::max(loss_distill, eps);
+    d.coeffs[1] = clip_scale * pi2 / std::max(loss_task, eps);
+    return d;
+}
+
+Direction dto_direction(const std::vector<const at::Tensor *> &grads, const std::vector<double> &pi,
+                        const std::vector<double> &losses, double eps, double clip_scale) {
+    const int n = int(grads.size());
+    if (n < 1 || n > kMaxObjectives || pi.size() != grads.size() || losses.size() != grads.size())
+        throw std::invalid_argument("dto_direction: " + std::to_string(n) + " gradients, " +
+                                    std::to_string(pi.size()) + " weights, " + std::to_string(losses.size()) +
+                                    " losses; expected 1.." + std::to_string(kMaxObjectives) + " of each, equally many");
+    Direction d;
+    d.count = n;
+    for (int k = 0; k < n; k++) {
+        d.grads[size_t(k)] = grads[size_t(k)];
+        d.coeffs[size_t(k)] = clip_scale * pi[size_t(k)] / std::max(losses[size_t(k)], eps);
+    }
     return d;
 }
 
 Direction single_direction(const at::Tensor &g, double clip_scale) {
     Direction d;
-    d.a = &g;
-    d.coeff_a = clip_scale;
+    d.count = 1;
+    d.grads[0] = &g;
+    d.coeffs[0] = clip_scale;
     return d;
 }
 
@@ -91,18 +109,53 @@ double dto_direction_sq_norm(const Gram &gram, double pi1, double pi2) {
     return std::max(0.0, pi1 * pi1 * gram.g11 + 2 * pi1 * pi2 * gram.g12 + pi2 * pi2 * gram.g22);
 }
 
+double dto_direction_sq_norm(const GramMatrix &gram, const std::vector<double> &pi) {
+    double sq = 0;
+    for (int k = 0; k < gram.n; k++)
+        for (int l = 0; l < gram.n; l++) sq += pi[size_t(k)] * pi[size_t(l)] * gram(k, l);
+    return std::max(0.0, sq);
+}
+
+GramMatrix log_gram(const std::vector<const at::Tensor *> &grads, const std::vector<double> &losses, double eps,
+                    KernelBackend backend) {
+    const char *k = "log_gram";
+    const int n = int(grads.size());
+    if (n < 1 || n > kMaxObjectives)
+        throw std::invalid_argument(std::string(k) + ": " + std::to_string(n) + " gradients; expected 1.." +
+                                    std::to_string(kMaxObjectives));
+    if (losses.size() != grads.size())
+        throw std::invalid_argument(std::string(k) + ": " + std::to_string(losses.size()) + " losses for " +
+                                    std::to_string(n) + " gradients; expected one per gradient");
+    for (int i = 0; i < n; i++) {
+        const std::string name = "gradient " + std::to_string(i);
+        if (grads[size_t(i)] == nullptr) throw std::invalid_argument(std::string(k) + ": " + name + " is missing");
+        check_float_tensor(k, name.c_str(), *grads[size_t(i)]);
+        check_same_numel(k, "gradient 0", *grads[0], name.c_str(), *grads[size_t(i)]);
+        check_same_device(k, "gradient 0", *grads[0], name.c_str(), *grads[size_t(i)]);
+        check_finite_scalar(k, ("loss " + std::to_string(i)).c_str(), losses[size_t(i)]);
+    }
+    check_positive_scalar(k, "eps", eps);
+    GramMatrix g = halide_backend::supports_gram(n, backend) ? halide_backend::gram(grads)
+                                                              : torch_backend::gram(grads);
+    for (int a = 0; a < n; a++)
+        for (int b = 0; b < n; b++)
+            g(a, b) /= std::max(losses[size_t(a)], eps) * std::max(losses[size_t(b)], eps);
+    return g;
+}
+
 namespace {
 void check_direction(const char *k, const at::Tensor &theta, const Direction &d) {
-    if (d.a == nullptr) throw std::invalid_argument(std::string(k) + ": the direction has no gradient");
-    check_float_tensor(k, "gradient a", *d.a);
-    check_same_numel(k, "theta", theta, "gradient a", *d.a);
-    check_same_device(k, "theta", theta, "gradient a", *d.a);
-    check_finite_scalar(k, "coefficient of gradient a", d.coeff_a);
-    if (d.b != nullptr) {
-        check_float_tensor(k, "gradient b", *d.b);
-        check_same_numel(k, "theta", theta, "gradient b", *d.b);
-        check_same_device(k, "theta", theta, "gradient b", *d.b);
-        check_finite_scalar(k, "coefficient of gradient b", d.coeff_b);
+    if (d.count < 1 || d.count > kMaxObjectives)
+        throw std::invalid_argument(std::string(k) + ": the direction has " + std::to_string(d.count) +
+                                    " gradients; expected 1.." + std::to_string(kMaxObjectives));
+    for (int i = 0; i < d.count; i++) {
+        const std::string name = "gradient " + std::to_string(i);
+        const at::Tensor *g = d.grads[size_t(i)];
+        if (g == nullptr) throw std::invalid_argument(std::string(k) + ": " + name + " of the direction is missing");
+        check_float_tensor(k, name.c_str(), *g);
+        check_same_numel(k, "theta", theta, name.c_str(), *g);
+        check_same_device(k, "theta", theta, name.c_str(), *g);
+        check_finite_scalar(k, ("coefficient of " + name).c_str(), d.coeffs[size_t(i)]);
     }
 }
 }  // namespace
@@ -125,7 +178,7 @@ void sgd_update(at::Tensor &theta, at::Tensor &momentum_buffer, const Direction 
                                     std::to_string(options.dampening) + ")");
     const SgdScalars s{float(options.lr),           float(options.momentum), float(options.dampening),
                        float(options.weight_decay), options.nesterov,        first_step};
-    if (backend == KernelBackend::halide)
+    if (backend == KernelBackend::halide && halide_backend::supports_update(direction.count))
         halide_backend::sgd_update(theta, momentum_buffer, direction, s);
     else
         torch_backend::sgd_update(theta, momentum_buffer, direction, s);
@@ -152,7 +205,7 @@ void adamw_update(at::Tensor &theta, at::Tensor &exp_avg, at::Tensor &exp_avg_sq
     const double bias2 = 1 - std::pow(options.beta2, double(step));
     const AdamWScalars s{float(1 - options.lr * options.weight_decay), float(options.beta1), float(options.beta2),
                          float(options.eps), float(options.lr / bias1), float(std::sqrt(bias2))};
-    if (backend == KernelBackend::halide)
+    if (backend == KernelBackend::halide && halide_backend::supports_update(direction.count))
         halide_backend::adamw_update(theta, exp_avg, exp_avg_sq, direction, s);
     else
         torch_backend::adamw_update(theta, exp_avg, exp_avg_sq, direction, s);

@@ -5,8 +5,10 @@
 // All tensors are float32, contiguous, on the same device; flat kernels take any
 // numel >= 1. Torch is only forward-declared here to keep includes cheap.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace at {
 class Tensor;
@@ -28,6 +30,21 @@ struct Gram {
 Gram log_gram(const at::Tensor &a, const at::Tensor &b, double loss_distill, double loss_task, double eps,
               KernelBackend backend);
 
+// The most objectives one trade-off handles: kernels exist for 1..kMaxObjectives gradients.
+inline constexpr int kMaxObjectives = 8;
+
+// N x N Gram of the log-gradients of N raw gradients g_k (N = 1..kMaxObjectives):
+//   G(k, l) = <g_k, g_l> / (L_k L_l),  L_k = max(loss_k, eps).
+// Symmetric; computed in one pass that reads each gradient once (float64 totals).
+struct GramMatrix {
+    int n = 0;
+    std::array<double, kMaxObjectives * kMaxObjectives> values{};
+    double operator()(int k, int l) const { return values[size_t(k * kMaxObjectives + l)]; }
+    double &operator()(int k, int l) { return values[size_t(k * kMaxObjectives + l)]; }
+};
+GramMatrix log_gram(const std::vector<const at::Tensor *> &grads, const std::vector<double> &losses, double eps,
+                    KernelBackend backend);
+
 // Logit-level KD: losses and their gradients w.r.t. the student logits [B, C].
 // grad_task and grad_distill must be preallocated float32 [B, C] tensors (overwritten).
 struct KdLosses {
@@ -41,22 +58,25 @@ KdLosses kd_loss(const at::Tensor &student_logits, const at::Tensor &teacher_log
                  const KdLossOptions &options, at::Tensor &grad_task, at::Tensor &grad_distill,
                  KernelBackend backend);
 
-// The update direction fed to a fused optimizer step:
-//   g = clip * (coeff_a * a + coeff_b * b)   (b optional: a single backward's gradient)
+// The update direction fed to a fused optimizer step, formed in registers:
+//   g = sum_{k < count} coeffs[k] * grads[k]   (count = 1: a single backward's gradient)
 // Build it with dto_direction() or single_direction().
 struct Direction {
-    const at::Tensor *a = nullptr;
-    double coeff_a = 0;
-    const at::Tensor *b = nullptr;  // nullptr: single-gradient variant
-    double coeff_b = 0;
+    std::array<const at::Tensor *, kMaxObjectives> grads{};
+    std::array<double, kMaxObjectives> coeffs{};
+    int count = 0;
 };
 // g* = clip * (pi1 a/Ld + pi2 b/Lt), L = max(loss, eps): the exact DTO-KD direction from raw gradients.
 Direction dto_direction(const at::Tensor &a, const at::Tensor &b, double pi1, double pi2, double loss_distill,
                         double loss_task, double eps, double clip_scale = 1.0);
+// g* = clip * sum_k pi_k g_k / L_k over N raw gradients (N = 1..kMaxObjectives).
+Direction dto_direction(const std::vector<const at::Tensor *> &grads, const std::vector<double> &pi,
+                        const std::vector<double> &losses, double eps, double clip_scale = 1.0);
 // g = clip * g_raw.
 Direction single_direction(const at::Tensor &g, double clip_scale = 1.0);
 // ||g*||^2 from the log-gradient Gram without another pass over the gradients.
 double dto_direction_sq_norm(const Gram &gram, double pi1, double pi2);
+double dto_direction_sq_norm(const GramMatrix &gram, const std::vector<double> &pi);
 
 // torch.optim.SGD semantics. `first_step` initialises the momentum buffer with d_p.
 struct SgdOptions {

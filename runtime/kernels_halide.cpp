@@ -21,6 +21,20 @@ Gram log_gram(const at::Tensor &a, const at::Tensor &b, double loss_distill, dou
     return {out(0), out(1), out(2)};
 }
 
+// Interim: the two-gradient kernels serve N = 2 (N-gradient kernels replace this).
+bool supports_gram(int n, KernelBackend backend) { return backend == KernelBackend::halide && n == 2; }
+bool supports_update(int n) { return n == 1 || n == 2; }
+
+GramMatrix gram(const std::vector<const at::Tensor *> &grads) {
+    const Gram g = log_gram(*grads[0], *grads[1], 1.0, 1.0, 1e-30);
+    GramMatrix out;
+    out.n = 2;
+    out(0, 0) = g.g11;
+    out(0, 1) = out(1, 0) = g.g12;
+    out(1, 1) = g.g22;
+    return out;
+}
+
 KdLosses kd_loss(const at::Tensor &student, const at::Tensor &teacher, const at::Tensor &labels,
                  const KdLossOptions &options, at::Tensor &grad_task, at::Tensor &grad_distill) {
     for (const at::Tensor *t : std::initializer_list<const at::Tensor *>{&student, &teacher, &labels, &grad_task, &grad_distill})
@@ -38,14 +52,14 @@ KdLosses kd_loss(const at::Tensor &student, const at::Tensor &teacher, const at:
 
 void sgd_update(at::Tensor &theta, at::Tensor &buf, const Direction &d, const SgdScalars &s) {
     check_cpu("sgd_update", "theta", theta);
-    auto p = flat_buffer(theta), mb = flat_buffer(buf), ga = flat_buffer(*d.a);
+    auto p = flat_buffer(theta), mb = flat_buffer(buf), ga = flat_buffer(*d.grads[0]);
     int status;
-    if (d.b != nullptr) {
-        auto gb = flat_buffer(*d.b);
-        status = selected_kernels().sgd_update2(ga, gb, float(d.coeff_a), float(d.coeff_b), p, mb, s.lr, s.weight_decay,
+    if (d.count == 2) {
+        auto gb = flat_buffer(*d.grads[1]);
+        status = selected_kernels().sgd_update2(ga, gb, float(d.coeffs[0]), float(d.coeffs[1]), p, mb, s.lr, s.weight_decay,
                                    s.momentum, s.dampening, s.nesterov, s.first_step, p, mb);
     } else {
-        status = selected_kernels().sgd_update1(ga, float(d.coeff_a), p, mb, s.lr, s.weight_decay, s.momentum, s.dampening,
+        status = selected_kernels().sgd_update1(ga, float(d.coeffs[0]), p, mb, s.lr, s.weight_decay, s.momentum, s.dampening,
                                    s.nesterov, s.first_step, p, mb);
     }
     check_halide_status(status, "sgd_update");
@@ -53,14 +67,14 @@ void sgd_update(at::Tensor &theta, at::Tensor &buf, const Direction &d, const Sg
 
 void adamw_update(at::Tensor &theta, at::Tensor &m, at::Tensor &v, const Direction &d, const AdamWScalars &s) {
     check_cpu("adamw_update", "theta", theta);
-    auto p = flat_buffer(theta), bm = flat_buffer(m), bv = flat_buffer(v), ga = flat_buffer(*d.a);
+    auto p = flat_buffer(theta), bm = flat_buffer(m), bv = flat_buffer(v), ga = flat_buffer(*d.grads[0]);
     int status;
-    if (d.b != nullptr) {
-        auto gb = flat_buffer(*d.b);
-        status = selected_kernels().adamw_update2(ga, gb, float(d.coeff_a), float(d.coeff_b), p, bm, bv, s.decay, s.beta1,
+    if (d.count == 2) {
+        auto gb = flat_buffer(*d.grads[1]);
+        status = selected_kernels().adamw_update2(ga, gb, float(d.coeffs[0]), float(d.coeffs[1]), p, bm, bv, s.decay, s.beta1,
                                      s.beta2, s.eps, s.step_size, s.sqrt_bias2, p, bm, bv);
     } else {
-        status = selected_kernels().adamw_update1(ga, float(d.coeff_a), p, bm, bv, s.decay, s.beta1, s.beta2, s.eps,
+        status = selected_kernels().adamw_update1(ga, float(d.coeffs[0]), p, bm, bv, s.decay, s.beta1, s.beta2, s.eps,
                                      s.step_size, s.sqrt_bias2, p, bm, bv);
     }
     check_halide_status(status, "adamw_update");

@@ -28,6 +28,26 @@ Gram log_gram(const at::Tensor &a, const at::Tensor &b, double loss_distill, dou
     return {aa / (ld * ld), ab / (ld * lt), bb / (lt * lt)};
 }
 
+GramMatrix gram(const std::vector<const at::Tensor *> &grads) {
+    // As log_gram above: float dots over 2^14-element chunks, totals in double.
+    const int n = int(grads.size());
+    std::vector<at::Tensor> flat;
+    for (const at::Tensor *g : grads) flat.push_back(g->reshape({-1}));
+    const int64_t numel = flat.front().numel(), chunk = int64_t(1) << 14;
+    GramMatrix out;
+    out.n = n;
+    for (int64_t s = 0; s < numel; s += chunk) {
+        const int64_t len = std::min(chunk, numel - s);
+        std::vector<at::Tensor> c;
+        for (const at::Tensor &f : flat) c.push_back(f.narrow(0, s, len));
+        for (int k = 0; k < n; k++)
+            for (int l = k; l < n; l++) out(k, l) += c[size_t(k)].dot(c[size_t(l)]).item<double>();
+    }
+    for (int k = 0; k < n; k++)
+        for (int l = 0; l < k; l++) out(k, l) = out(l, k);
+    return out;
+}
+
 KdLosses kd_loss(const at::Tensor &student, const at::Tensor &teacher, const at::Tensor &labels,
                  const KdLossOptions &options, at::Tensor &grad_task, at::Tensor &grad_distill) {
     const double t = options.temperature, s = options.label_smoothing;
@@ -51,8 +71,8 @@ KdLosses kd_loss(const at::Tensor &student, const at::Tensor &teacher, const at:
 
 namespace {
 at::Tensor combined(const Direction &d) {
-    at::Tensor g = d.a->reshape({-1}) * d.coeff_a;
-    if (d.b != nullptr) g.add_(d.b->reshape({-1}), d.coeff_b);
+    at::Tensor g = d.grads[0]->reshape({-1}) * d.coeffs[0];
+    for (int k = 1; k < d.count; k++) g.add_(d.grads[size_t(k)]->reshape({-1}), d.coeffs[size_t(k)]);
     return g;
 }
 }  // namespace
