@@ -97,7 +97,7 @@ Case make_case(const std::string &kernel, int64_t n, int64_t batch, int64_t clas
         const SgdScalars s{/*lr=*/1e-3f, /*momentum=*/0.9f, /*dampening=*/0.f, /*weight_decay=*/5e-4f,
                            /*nesterov=*/false, /*first_step=*/false};
         return {label, [=]() mutable {
-                    Direction dir{&a, 0.3, two ? &b : nullptr, 0.2};
+                    Direction dir = two ? dto_direction(a, b, 0.3, 0.2, 1.0, 1.0, 1e-8) : single_direction(a, 0.3);
                     hb::sgd_update(theta, buf, dir, s);
                 }};
     }
@@ -105,7 +105,7 @@ Case make_case(const std::string &kernel, int64_t n, int64_t batch, int64_t clas
     const AdamWScalars s{/*decay=*/1.f - 1e-5f, /*beta1=*/0.9f, /*beta2=*/0.999f, /*eps=*/1e-8f,
                          /*step_size=*/1e-3f, /*sqrt_bias2=*/0.03f};
     return {label, [=]() mutable {
-                Direction dir{&a, 0.3, two ? &b : nullptr, 0.2};
+                Direction dir = two ? dto_direction(a, b, 0.3, 0.2, 1.0, 1.0, 1e-8) : single_direction(a, 0.3);
                 hb::adamw_update(theta, m, v, dir, s);
             }};
 }
