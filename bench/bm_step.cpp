@@ -21,7 +21,8 @@
 #include "frozen_buffers.h"
 #include "fused_optimizer.h"
 #include "kernels.h"
-#include "logit_kd_pair.h"
+#include "objective_batch.h"
+#include "objective_registry.h"
 #include "min_norm.h"
 #include "model_handle.h"
 #include "threads.h"
@@ -37,6 +38,7 @@ struct StepSetup {
     std::unique_ptr<dtokd::FlatArena> arena;
     std::unique_ptr<dtokd::FusedOptimizer> optimizer;
     std::unique_ptr<dtokd::TradeoffPolicy> policy;
+    std::unique_ptr<dtokd::ObjectiveList> list = dtokd::make_objective_list({"kd", "ce"});
     torch::Tensor images, labels, teacher_logits;
 
     explicit StepSetup(const std::string &method) {
@@ -53,18 +55,21 @@ struct StepSetup {
         dtokd::PolicyConfig pc;
         pc.method = method;
         policy = dtokd::make_policy(pc);
-        arena = std::make_unique<dtokd::FlatArena>(*student.module, std::max(2, policy->gradient_arenas()));
+        arena = std::make_unique<dtokd::FlatArena>(*student.module, std::max(2, policy->gradient_arenas(list->size())));
         dtokd::OptimizerConfig oc;
         oc.sgd.lr = 1e-3;  // small: the benchmark runs thousands of steps on one batch
         optimizer = std::make_unique<dtokd::FusedOptimizer>(arena->params(), oc, dtokd::KernelBackend::halide);
         student.set_train(true);
     }
 
-    dtokd::LogitKdPair objectives() {
+    dtokd::ObjectiveBatch objectives() {
         const torch::Tensor x = images;
         dtokd::ModelHandle &s = student;
-        return dtokd::LogitKdPair([&s, x] { return s.forward(x); }, *student.module, teacher_logits, labels, {},
-                                  dtokd::KernelBackend::halide);
+        dtokd::NetOutputs teacher;
+        teacher.logits = teacher_logits;
+        return dtokd::ObjectiveBatch(
+            *list, [&s, x] { return dtokd::NetOutputs{s.forward(x), {}, {}, {}}; }, *student.module, teacher, labels,
+            {}, {}, dtokd::KernelBackend::halide);
     }
 };
 
@@ -73,11 +78,11 @@ void BM_Step(benchmark::State &state, const std::string &method) {
     dtokd::PolicyContext ctx{*setup.arena, *setup.optimizer, dtokd::KernelBackend::halide};
     int64_t step = 1;  // not 0: dto-amortized's refresh (off here) and SGD's first step are not timed
     for (int warmup = 0; warmup < 5; warmup++) {  // first calls allocate and JIT (oneDNN)
-        dtokd::LogitKdPair pair = setup.objectives();
+        dtokd::ObjectiveBatch pair = setup.objectives();
         setup.policy->step(pair, ctx, step++);
     }
     for (auto _ : state) {
-        dtokd::LogitKdPair pair = setup.objectives();
+        dtokd::ObjectiveBatch pair = setup.objectives();
         benchmark::DoNotOptimize(setup.policy->step(pair, ctx, step++));
     }
     state.SetItemsProcessed(state.iterations() * kBatch);
@@ -90,25 +95,25 @@ void BM_Step(benchmark::State &state, const std::string &method) {
 void BM_StudentForward(benchmark::State &state) {
     StepSetup setup("kd");
     for (int warmup = 0; warmup < 5; warmup++) setup.objectives();
-    for (auto _ : state) benchmark::DoNotOptimize(setup.objectives().loss_task());
+    for (auto _ : state) benchmark::DoNotOptimize(setup.objectives().loss(1));
 }
 
 void BM_StudentForwardBackward(benchmark::State &state) {
     StepSetup setup("kd");
     for (int warmup = 0; warmup < 5; warmup++) {
         setup.arena->route_gradients_to(1);
-        setup.objectives().backward(0.9, 0.1, /*retain_graph=*/false);
+        setup.objectives().backward({0.9, 0.1}, /*retain_graph=*/false);
     }
     for (auto _ : state) {
         setup.arena->route_gradients_to(1);
-        setup.objectives().backward(0.9, 0.1, /*retain_graph=*/false);
+        setup.objectives().backward({0.9, 0.1}, /*retain_graph=*/false);
     }
 }
 
 // The amortized policy's extra work: a no-grad forward with frozen BatchNorm stats and the KD kernel.
 void BM_StudentReevaluate(benchmark::State &state) {
     StepSetup setup("kd");
-    dtokd::LogitKdPair pair = setup.objectives();
+    dtokd::ObjectiveBatch pair = setup.objectives();
     for (int warmup = 0; warmup < 5; warmup++) pair.reevaluate();
     for (auto _ : state) benchmark::DoNotOptimize(pair.reevaluate());
 }

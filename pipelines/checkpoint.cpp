@@ -101,7 +101,8 @@ CheckpointMeta read_meta(torch::serialize::InputArchive &ar, const std::string &
 }  // namespace
 
 void save_checkpoint(const std::string &path, const torch::nn::Module &model, const CheckpointMeta &meta,
-                     const std::vector<at::Tensor> &optimizer_state) {
+                     const std::vector<at::Tensor> &optimizer_state,
+                     const std::vector<std::pair<std::string, at::Tensor>> &objective_state) {
     torch::serialize::OutputArchive ar;
     ar.write("dtokd_format_version", scalar(kCheckpointFormatVersion));
     ar.write("model_name", text(meta.model_name));
@@ -119,6 +120,7 @@ void save_checkpoint(const std::string &path, const torch::nn::Module &model, co
         ar.write("optimizer/" + std::to_string(i), optimizer_state[i].detach().cpu());
     for (const auto &p : model.named_parameters(true)) ar.write("param/" + p.key(), p.value().detach().cpu());
     for (const auto &b : model.named_buffers(true)) ar.write("buffer/" + b.key(), b.value().detach().cpu());
+    for (const auto &[key, t] : objective_state) ar.write("objective/" + key, t.detach().cpu());
     atomic_replace(path, [&](const std::string &tmp) { ar.save_to(tmp); });
 }
 

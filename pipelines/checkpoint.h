@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace torch::nn {
@@ -26,8 +27,11 @@ struct CheckpointMeta {
     int64_t optimizer_steps = 0;
 };
 
+// `objective_state`: the parameters and buffers of the objectives' own modules
+// (a regressor, connectors), stored as "objective/<key>".
 void save_checkpoint(const std::string &path, const torch::nn::Module &model, const CheckpointMeta &meta,
-                     const std::vector<at::Tensor> &optimizer_state);
+                     const std::vector<at::Tensor> &optimizer_state,
+                     const std::vector<std::pair<std::string, at::Tensor>> &objective_state = {});
 
 // Reads only the metadata; throws std::runtime_error naming the file when it is
 // unreadable, not a dtokd checkpoint, or of another format version.

@@ -56,7 +56,16 @@ void add_common_options(CLI::App *app, TrainConfig &c, std::string &config_file)
 }
 
 void add_distill_options(CLI::App *app, TrainConfig &c) {
-    app->add_option("--method", c.method, "ce | kd | dto | dto-amortized | dto-logit")->capture_default_str();
+    app->add_option("--method", c.method, "ce | kd | sum | dto | dto-amortized | dto-logit")->capture_default_str();
+    app->add_option("--objectives", c.objectives,
+                    "objectives, comma-separated: ce, kd, fitnet (default: kd,ce; ce alone for --method ce)")
+        ->delimiter(',')
+        ->expected(0, -1);
+    app->add_option("--weights", c.weights, "kd/sum: one fixed weight per objective, comma-separated")
+        ->delimiter(',')
+        ->expected(0, -1);
+    app->add_option("--hint-layer", c.hint_layer, "fitnet: feats index of the hint (-1: 2, or the last stage)")
+        ->capture_default_str();
     app->add_option("--teacher", c.teacher, "teacher: dtokd checkpoint or TorchScript file");
     app->add_option("--temperature", c.temperature)->capture_default_str();
     app->add_option("--alpha-distill", c.alpha_distill, "kd: weight of L_distill")->capture_default_str();
@@ -67,6 +76,9 @@ void add_distill_options(CLI::App *app, TrainConfig &c) {
     app->add_option("--dto-lr", c.amortized_lr, "dto-amortized: lr of the trade-off logits")->capture_default_str();
     app->add_option("--dto-decay", c.amortized_decay, "dto-amortized: their weight decay")->capture_default_str();
     app->add_option("--dto-refresh", c.dto_refresh, "dto-amortized: exact step every K steps (0 = never)")
+        ->capture_default_str();
+    app->add_option("--dto-reeval-every", c.dto_reeval_every,
+                    "dto-amortized: re-evaluate the losses and learn pi every K-th step (pi held between)")
         ->capture_default_str();
     app->add_option("--cache-dir", c.cache_dir, "teacher-logit cache folder (default: <out>/../cache)");
     app->add_flag("--teacher-cache,!--no-teacher-cache", c.teacher_cache)->capture_default_str();

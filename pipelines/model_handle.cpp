@@ -30,6 +30,8 @@ ModelHandle build_model(const std::string &name, int in_channels, int height, in
     h.module = model;
     h.forward = [model](const at::Tensor &x) { return model->forward(x); };
     h.set_train = [model](bool on) { model->train(on); };
+    h.forward_features = [model](const at::Tensor &x, const FeatureRequest &r) { return model->forward_features(x, r); };
+    h.gives_features = true;
     return h;
 }
 
@@ -65,6 +67,12 @@ ModelHandle load_teacher(const std::string &path, int in_channels, int height, i
     h.num_classes = num_classes;
     h.forward = [script](const at::Tensor &x) { return script->forward({x}).toTensor(); };
     h.set_train = [script](bool on) { script->train(on); };
+    h.forward_features = [script](const at::Tensor &x, const FeatureRequest &r) {
+        TORCH_CHECK(!r.any(), "this TorchScript teacher gives logits only");
+        ModelOutputs out;
+        out.logits = script->forward({x}).toTensor();
+        return out;
+    };
     // Probe the input/output contract before any training starts.
     at::Tensor out;
     try {

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "classifier.h"
+
 namespace torch::nn {
 class Module;
 }
@@ -20,6 +22,9 @@ struct ModelHandle {
     std::shared_ptr<torch::nn::Module> module;  // null for TorchScript teachers
     std::function<at::Tensor(const at::Tensor &)> forward;
     std::function<void(bool)> set_train;  // train(true) / eval(false)
+    // One forward keeping the requested intermediate features (models/classifier.h).
+    std::function<ModelOutputs(const at::Tensor &, const FeatureRequest &)> forward_features;
+    bool gives_features = false;  // false: logits only (forward_features serves empty requests)
 };
 
 // A fresh zoo model (models/make_model); unknown names list the known ones.

@@ -17,7 +17,11 @@ struct TrainConfig {
     std::string model = "cnn_small";
     std::string teacher;  // distill: dtokd checkpoint or TorchScript file
     // Method and losses
-    std::string method = "ce";  // ce | kd | dto | dto-amortized | dto-logit
+    std::string method = "ce";  // ce | kd | sum | dto | dto-amortized | dto-logit
+    // The objectives (objective_registry.h); empty: [ce] for ce, [kd, ce] otherwise.
+    std::vector<std::string> objectives;
+    std::vector<double> weights;  // fixed-weight methods: one per objective (kd: default alpha-distill/-task)
+    int hint_layer = -1;          // fitnet: feats index of the hint (-1: 2 where both nets have it)
     double temperature = 4.0;
     double alpha_distill = 0.9, alpha_task = 0.1;
     double label_smoothing = 0.0;
@@ -25,6 +29,7 @@ struct TrainConfig {
     double clip_norm = 0.0;
     double amortized_lr = 0.025, amortized_decay = 0.01;
     int dto_refresh = 0;
+    int dto_reeval_every = 1;  // dto-amortized: re-evaluate the losses every K-th step
     // Optimization
     std::string optimizer = "sgd";  // sgd | adamw
     double lr = 0.05, momentum = 0.9, weight_decay = 5e-4;

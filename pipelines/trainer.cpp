@@ -21,8 +21,11 @@
 #include "flat_arena.h"
 #include "fused_optimizer.h"
 #include "image_dataset.h"
-#include "logit_kd_pair.h"
 #include "lr_schedule.h"
+#include "net_taps.h"
+#include "objective_batch.h"
+#include "objective_list.h"
+#include "objective_registry.h"
 #include "step_stats.h"
 #include "teacher_logit_cache.h"
 #include "tradeoff_policy.h"
@@ -76,9 +79,54 @@ OptimizerConfig optimizer_config(const TrainConfig &cfg) {
     return o;
 }
 
+// The run's objectives by name: --objectives, else [ce] for ce and [kd, ce] (distillation, task) otherwise.
+std::vector<std::string> objective_names_for(const TrainConfig &cfg) {
+    if (!cfg.objectives.empty()) return cfg.objectives;
+    if (cfg.method == "ce") return {"ce"};
+    return {"kd", "ce"};
+}
+
+// Fixed weights: --weights, or kd's (alpha-distill, alpha-task) on its (kd, ce) pair.
+std::vector<double> fixed_weights_for(const TrainConfig &cfg, const std::vector<std::string> &objectives) {
+    const bool fixed = cfg.method == "ce" || cfg.method == "kd" || cfg.method == "sum";
+    if (!cfg.weights.empty()) {
+        if (!fixed)
+            throw std::invalid_argument("--weights is for the fixed-weight methods (ce, kd, sum); method '" +
+                                        cfg.method + "' sets the weights itself");
+        if (cfg.weights.size() != objectives.size())
+            throw std::invalid_argument("--weights has " + std::to_string(cfg.weights.size()) + " values for " +
+                                        std::to_string(objectives.size()) + " objectives; expected one per objective");
+        return cfg.weights;
+    }
+    if (cfg.method == "kd") {
+        if (objectives != std::vector<std::string>{"kd", "ce"})
+            throw std::invalid_argument("--method kd weighs the objectives kd, ce by --alpha-distill/--alpha-task; "
+                                        "for other objectives pass --weights (one per objective)");
+        return {cfg.alpha_distill, cfg.alpha_task};
+    }
+    return {};
+}
+
+std::unique_ptr<ObjectiveList> objective_list_for(const TrainConfig &cfg) {
+    ObjectiveOptions opts;
+    opts.hint_layer = cfg.hint_layer;
+    return make_objective_list(objective_names_for(cfg), opts);
+}
+
+// One forward keeping the taps `taps` (a plain logit forward when none).
+NetOutputs forward_taps(ModelHandle &model, const at::Tensor &x, const TapRequest &taps) {
+    if (!taps.any()) {
+        NetOutputs out;
+        out.logits = model.forward(x);
+        return out;
+    }
+    return to_net_outputs(model.forward_features(x, to_feature_request(taps)));
+}
+
 PolicyConfig policy_config(const TrainConfig &cfg) {
     PolicyConfig p;
     p.method = cfg.method;
+    p.weights = fixed_weights_for(cfg, objective_names_for(cfg));
     p.alpha_distill = cfg.alpha_distill;
     p.alpha_task = cfg.alpha_task;
     p.eps = cfg.eps;
@@ -86,6 +134,7 @@ PolicyConfig policy_config(const TrainConfig &cfg) {
     p.amortized_lr = cfg.amortized_lr;
     p.amortized_decay = cfg.amortized_decay;
     p.refresh = cfg.dto_refresh;
+    p.reeval_every = cfg.dto_reeval_every;
     return p;
 }
 
@@ -106,8 +155,25 @@ void check_config(const TrainConfig &cfg) {
     if (cfg.skip_limit < 1)
         throw std::invalid_argument("skip_limit is " + std::to_string(cfg.skip_limit) + "; expected >= 1");
     if (cfg.out.empty()) throw std::invalid_argument("no run directory: pass --out DIR");
-    if (cfg.method != "ce" && cfg.teacher.empty())
-        throw std::invalid_argument("method '" + cfg.method + "' distills from a teacher: pass --teacher FILE");
+    if (cfg.method == "ce" && !cfg.objectives.empty() && cfg.objectives != std::vector<std::string>{"ce"})
+        throw std::invalid_argument("method 'ce' trains on the task loss alone; for fixed weights over --objectives "
+                                    "use --method sum");
+}
+
+// Objectives vs teacher and policy, before anything is written.
+void check_objectives(const TrainConfig &cfg, const ObjectiveList &objectives, const TradeoffPolicy &policy) {
+    if (objectives.needs_teacher() && cfg.teacher.empty())
+        throw std::invalid_argument("method '" + cfg.method + "' with objectives " +
+                                    [&] {
+                                        std::string s;
+                                        for (const auto &n : objectives.names()) s += (s.empty() ? "" : ",") + n;
+                                        return s;
+                                    }() +
+                                    " distills from a teacher: pass --teacher FILE");
+    if (policy.needs_logit_objectives() && !objectives.first_not_logits_only().empty())
+        throw std::invalid_argument("method '" + cfg.method +
+                                    "' needs every objective to be a function of the student logits; objective '" +
+                                    objectives.first_not_logits_only() + "' is not (use dto or dto-amortized)");
 }
 
 }  // namespace
@@ -120,6 +186,8 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     check_config(cfg);
     const KernelBackend backend = parse_kernel_backend(cfg.kernels);
     std::unique_ptr<TradeoffPolicy> policy = make_policy(policy_config(cfg));
+    std::unique_ptr<ObjectiveList> objectives = objective_list_for(cfg);
+    check_objectives(cfg, *objectives, *policy);
     scheduled_lr(cfg.schedule, cfg.lr, 0, cfg.epochs, cfg.milestones, cfg.gamma);  // validates the name
     if (fs::exists(cfg.out))
         throw std::runtime_error(cfg.out + ": run directory already exists; choose another --out "
@@ -131,8 +199,36 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     at::manual_seed(cfg.seed);  // same seed, same initial student (and data order, via the loader)
     ModelHandle student = build_model(cfg.model, train.channels(), train.height(), train.width(), train.num_classes);
     ModelHandle teacher;
-    const bool distill = !cfg.teacher.empty() && cfg.method != "ce";
-    if (distill) teacher = load_teacher(cfg.teacher, train.channels(), train.height(), train.width(), train.num_classes);
+    const bool distill = objectives->needs_teacher();
+    const TapRequest student_taps = objectives->student_taps(), teacher_taps = objectives->teacher_taps();
+    if (distill) {
+        teacher = load_teacher(cfg.teacher, train.channels(), train.height(), train.width(), train.num_classes);
+        int reader = 0;
+        while (!objectives->at(reader).teacher_taps().any() && reader + 1 < objectives->size()) reader++;
+        if (teacher_taps.any() && !teacher.gives_features)
+            throw std::invalid_argument(cfg.teacher + ": objective '" + objectives->at(reader).name() +
+                                        "' reads teacher features, but this teacher gives logits only (a TorchScript "
+                                        "teacher must return (logits, features): README, Teachers)");
+    }
+    {
+        // One probe forward of each network builds the objectives' modules from the
+        // feature shapes and checks every tap they read, before the run folder exists.
+        LoaderOptions probe_opts;
+        probe_opts.batch_size = 2;
+        probe_opts.shuffle = false;
+        BatchLoader probe_loader(train, probe_opts);
+        probe_loader.start_epoch(0);
+        const std::optional<Batch> probe = probe_loader.next();
+        at::NoGradGuard no_grad;
+        student.set_train(false);
+        NetOutputs s_out = forward_taps(student, probe->images, student_taps), t_out;
+        if (distill) {
+            teacher.set_train(false);
+            t_out = forward_taps(teacher, probe->images, teacher_taps);
+        }
+        objectives->prepare(s_out, t_out, optimizer_config(cfg));
+        student.set_train(true);
+    }
 
     const std::string partial = cfg.out + ".partial";
     if (fs::exists(partial)) fs::remove_all(partial);  // a crashed earlier attempt
@@ -140,7 +236,7 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     write_file_atomic(partial + "/config.toml", resolved_config);
     std::ofstream metrics(partial + "/metrics.jsonl");
 
-    FlatArena arena(*student.module, policy->gradient_arenas());
+    FlatArena arena(*student.module, policy->gradient_arenas(objectives->size()));
     FusedOptimizer optimizer(arena.params(), optimizer_config(cfg), backend);
     PolicyContext ctx{arena, optimizer, backend};
     KdLossOptions kd;
@@ -149,7 +245,7 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
 
     RunResult result;
     at::Tensor cached_logits;
-    if (distill && cfg.teacher_cache && !cfg.augment) {
+    if (distill && cfg.teacher_cache && !cfg.augment && !teacher_taps.any()) {
         const std::string cache_dir =
             cfg.cache_dir.empty() ? (fs::path(cfg.out).parent_path() / "cache").string() : cfg.cache_dir;
         TeacherLogits tl = teacher_logits_for(teacher, cfg.teacher, train, cache_dir, cfg.progress);
@@ -159,7 +255,8 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
 
     BatchLoader loader(train, train_loader_options(cfg));
     NonFiniteGuard guard(cfg.skip_limit);
-    StepStatsWindow window;
+    const std::vector<std::string> loss_names = objectives->names();
+    StepStatsWindow window(loss_names);
     const auto run_start = Clock::now();
     const int64_t steps_per_epoch = loader.batches_per_epoch();
     const int64_t total_steps =
@@ -171,35 +268,39 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     for (int epoch = 0; epoch < cfg.epochs && step < total_steps; epoch++) {
         const double lr = scheduled_lr(cfg.schedule, cfg.lr, epoch, cfg.epochs, cfg.milestones, cfg.gamma);
         optimizer.set_lr(lr);
+        objectives->set_lr(lr);
         const auto epoch_start = Clock::now();
         const double wait_before = loader.wait_seconds();
         int64_t images = 0;
         loader.start_epoch(epoch);
         student.set_train(true);
+        objectives->set_train(true);
         while (step < total_steps) {
             std::optional<Batch> batch = loader.next();
             if (!batch) break;
-            at::Tensor teacher_logits;
+            NetOutputs teacher_out;
             if (distill) {
                 if (cached_logits.defined()) {
-                    teacher_logits = cached_logits.index_select(0, batch->indices);
+                    teacher_out.logits = cached_logits.index_select(0, batch->indices);
                 } else {
                     at::NoGradGuard no_grad;
                     teacher.set_train(false);
-                    teacher_logits = teacher.forward(batch->images).to(at::kFloat).contiguous();
+                    teacher_out = forward_taps(teacher, batch->images, teacher_taps);
+                    teacher_out.logits = teacher_out.logits.to(at::kFloat).contiguous();
                 }
             } else {
-                // ce without a teacher: L_distill is computed against uniform logits and ignored.
-                teacher_logits = at::zeros({batch->labels.numel(), train.num_classes}, at::kFloat);
+                // No objective reads the teacher: the KD kernel's L_distill is computed
+                // against uniform logits and ignored.
+                teacher_out.logits = at::zeros({batch->labels.numel(), train.num_classes}, at::kFloat);
             }
             const at::Tensor images_t = batch->images;
-            // The step time covers the student forward (run when the pair is made) too.
+            // The step time covers the student forward (run when the batch is made) too.
             const auto step_start = Clock::now();
-            LogitKdPair pair([&student, images_t] { return student.forward(images_t); }, *student.module,
-                             teacher_logits, batch->labels, kd, backend);
-            StepStats s = policy->step(pair, ctx, step);
+            ObjectiveBatch objective_batch(
+                *objectives, [&student, images_t, student_taps] { return forward_taps(student, images_t, student_taps); },
+                *student.module, std::move(teacher_out), batch->labels, batch->indices, kd, backend);
+            StepStats s = policy->step(objective_batch, ctx, step);
             s.seconds = since(step_start);
-            if (!distill) s.loss_distill = StepStats::nan;
             guard.record(s);
             window.add(s);
             step_seconds_sum += s.seconds;
@@ -217,9 +318,11 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
                 std::ostringstream line;
                 line << std::fixed << std::setprecision(3) << "\r" << cfg.method << " epoch " << epoch + 1 << "/"
                      << cfg.epochs << " step " << step << "/" << total_steps << " ETA "
-                     << format_eta(elapsed / double(step) * double(total_steps - step)) << " L_task " << s.loss_task;
-                if (distill) line << " L_distill " << s.loss_distill;
-                line << " pi " << std::setprecision(2) << s.pi1 << "/" << s.pi2 << " "
+                     << format_eta(elapsed / double(step) * double(total_steps - step)) << std::setprecision(3);
+                for (int k = 0; k < s.objectives; k++) line << " L_" << loss_names[size_t(k)] << " " << s.loss[size_t(k)];
+                line << " pi " << std::setprecision(2);
+                for (int k = 0; k < s.objectives; k++) line << (k ? "/" : "") << s.pi[size_t(k)];
+                line << " "
                      << std::setprecision(0) << double(images) / since(epoch_start) << " img/s   ";
                 std::cerr << line.str() << std::flush;
             }
@@ -262,7 +365,8 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
         meta.config = resolved_config;
         meta.optimizer_kind = cfg.optimizer;
         meta.optimizer_steps = optimizer.steps_taken();
-        save_checkpoint(partial + "/checkpoint.pt", *student.module, meta, optimizer.state());
+        save_checkpoint(partial + "/checkpoint.pt", *student.module, meta, optimizer.state(),
+                        objectives->named_state());
     }
     result.steps = step;
     result.skipped_steps = guard.total_skipped();

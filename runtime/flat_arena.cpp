@@ -5,12 +5,14 @@
 
 #include <stdexcept>
 
+#include "kernels.h"
+
 namespace dtokd {
 
 FlatArena::FlatArena(torch::nn::Module &module, int gradient_arenas) : module_(module) {
-    if (gradient_arenas < 1 || gradient_arenas > 2)
+    if (gradient_arenas < 1 || gradient_arenas > kMaxObjectives)
         throw std::invalid_argument("FlatArena: gradient_arenas is " + std::to_string(gradient_arenas) +
-                                    "; expected 1 or 2");
+                                    "; expected 1.." + std::to_string(kMaxObjectives));
     int64_t total = 0;
     for (const auto &item : module.named_parameters(/*recurse=*/true)) {
         const at::Tensor &p = item.value();

@@ -2,8 +2,8 @@
 // parameter a view into it, and gradient arenas that backward writes into
 // directly (each .grad is a view), so the Halide kernels see one flat buffer and
 // no gather/scatter copy happens per step. Buffers (BatchNorm statistics) stay
-// where they are. Exact DTO-KD uses two gradient arenas and switches the .grad
-// views between them between its two backward passes.
+// where they are. Exact DTO-KD uses N gradient arenas and switches the .grad
+// views between them between its N backward passes.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -27,7 +27,7 @@ public:
     };
 
     // Moves every trainable parameter of `module` into the arena (values kept),
-    // with `gradient_arenas` (1 or 2) gradient buffers. The module must outlive the arena.
+    // with `gradient_arenas` (1..kMaxObjectives) gradient buffers. The module must outlive the arena.
     FlatArena(torch::nn::Module &module, int gradient_arenas);
 
     int64_t numel() const { return params_.numel(); }

@@ -39,6 +39,36 @@ void StepStatsWindow::add(const StepStats &s) {
     improve_distill_.add(s.improve_distill);
     improve_task_.add(s.improve_task);
     seconds_.add(s.seconds);
+    min_cos_.add(s.min_cos);
+    if (s.objectives > 2 && std::isfinite(s.min_cos)) {  // N = 2: counted from cos_ab above
+        cos_seen_++;
+        conflicts_ += s.min_cos < 0 ? 1 : 0;
+    }
+    for (int k = 0; k < s.objectives; k++) {
+        loss_[size_t(k)].add(s.loss[size_t(k)]);
+        pi_[size_t(k)].add(s.pi[size_t(k)]);
+        if (s.grad_norm[size_t(k)] > 0) ln_grad_norm_[size_t(k)].add(std::log(s.grad_norm[size_t(k)]));
+        dot_direction_[size_t(k)].add(s.dot_direction[size_t(k)]);
+        improve_[size_t(k)].add(s.improve[size_t(k)]);
+    }
+}
+
+void fill_pair_view(StepStats &s) {
+    if (s.objectives == 1) {
+        s.loss_task = s.loss[0];
+        s.pi1 = 0;
+        s.pi2 = s.pi[0];
+        return;
+    }
+    if (s.objectives != 2) return;
+    s.loss_distill = s.loss[0];
+    s.loss_task = s.loss[1];
+    s.pi1 = s.pi[0];
+    s.pi2 = s.pi[1];
+    s.a_dot_g = s.dot_direction[0];
+    s.b_dot_g = s.dot_direction[1];
+    s.improve_distill = s.improve[0];
+    s.improve_task = s.improve[1];
 }
 
 namespace {
@@ -70,6 +100,15 @@ std::string StepStatsWindow::to_json(int64_t last_step) const {
     put(os, "improve_distill", improve_distill_.value());
     put(os, "improve_task", improve_task_.value());
     put(os, "step_seconds", seconds_.value());
+    put(os, "min_cos", min_cos_.value());
+    for (size_t k = 0; k < names_.size() && k < size_t(kMaxObjectives); k++) {
+        const std::string &n = names_[k];
+        put(os, ("loss_" + n).c_str(), loss_[k].value());
+        put(os, ("pi_" + n).c_str(), pi_[k].value());
+        put(os, ("grad_norm_" + n).c_str(), std::exp(ln_grad_norm_[k].value()));
+        put(os, ("dot_direction_" + n).c_str(), dot_direction_[k].value());
+        put(os, ("improve_" + n).c_str(), improve_[k].value());
+    }
     os << "}";
     return os.str();
 }

@@ -2,15 +2,35 @@
 // their aggregation per log interval (one JSON object per interval), and the
 // guard that stops training after too many consecutive non-finite steps.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <vector>
+
+#include "kernels.h"
 
 namespace dtokd {
 
 struct StepStats {
     static constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+    using PerObjective = std::array<double, kMaxObjectives>;
+    static PerObjective nans() {
+        PerObjective a;
+        a.fill(nan);
+        return a;
+    }
     int64_t step = 0;
+    // Per objective k < objectives (the run's order).
+    int objectives = 0;
+    PerObjective loss = nans();           // L_k before the update
+    PerObjective pi = nans();             // weight of grad log L_k (dto*) or of grad L_k (fixed weights)
+    PerObjective grad_norm = nans();      // ||grad log L_k|| (exact policies; dto-logit: in logit space)
+    PerObjective dot_direction = nans();  // <grad log L_k, g*> (exact policies)
+    PerObjective improve = nans();        // log L_k(before) - log L_k(after) (amortized re-evaluations)
+    double min_cos = nan;                 // min over pairs of cos(grad L_k, grad L_l): conflict when < 0
+    // The two-objective view (objective 0 = distillation, 1 = task; N = 1: the task),
+    // kept for the metrics of earlier runs and the study plots.
     double loss_distill = nan, loss_task = nan;  // before the update
     double pi1 = nan, pi2 = nan;                 // weights of grad log L_distill, grad log L_task
     double cos_ab = nan;                         // cos(grad L_d, grad L_t): conflict when < 0
@@ -29,11 +49,13 @@ struct StepStats {
 // averaged over the steps that had them.
 class StepStatsWindow {
 public:
+    // `names`: the objectives' names, for the per-objective keys (loss_<name>, pi_<name>, ...).
+    explicit StepStatsWindow(std::vector<std::string> names = {}) : names_(std::move(names)) {}
     void add(const StepStats &s);
     int64_t count() const { return count_; }
-    // {"steps":..,"loss_distill":..,..,"conflict_fraction":..} (no trailing newline).
+    // {"steps":..,"loss_distill":..,..,"conflict_fraction":..,"pi_kd":..} (no trailing newline).
     std::string to_json(int64_t last_step) const;
-    void clear() { *this = StepStatsWindow(); }
+    void clear() { *this = StepStatsWindow(names_); }
 
 private:
     struct Mean {
@@ -44,8 +66,13 @@ private:
     };
     int64_t count_ = 0, skipped_ = 0, exact_ = 0, conflicts_ = 0, cos_seen_ = 0;
     Mean loss_distill_, loss_task_, pi1_, pi2_, cos_, ln_norm_ratio_, ln_log_grad_norm_ratio_, a_dot_g_, b_dot_g_;
-    Mean improve_distill_, improve_task_, seconds_;
+    Mean improve_distill_, improve_task_, seconds_, min_cos_;
+    std::vector<std::string> names_;
+    std::array<Mean, kMaxObjectives> loss_, pi_, ln_grad_norm_, dot_direction_, improve_;
 };
+
+// Fills the two-objective fields of `s` from the per-objective ones (N = 1 or 2).
+void fill_pair_view(StepStats &s);
 
 // Throws std::runtime_error after `limit` consecutive skipped steps, naming the
 // step and the reason of the last one.

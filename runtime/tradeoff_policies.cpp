@@ -1,6 +1,9 @@
-// The five trade-off policies (see tradeoff_policy.h and shared/METHOD.md).
-// Shared pieces: the non-finite checks, clipping from a known squared norm, and
-// the single-backward step used by ce, kd, dto-logit and dto-amortized.
+// The trade-off policies over N objectives (see tradeoff_policy.h, docs/method.md).
+// Shared pieces: the non-finite checks, clipping from a known squared norm, the
+// single-backward step (fixed weights, dto-logit, dto-amortized) and the exact
+// N-backward step (dto, dto-amortized's refresh). With N = 2 every policy runs the
+// same float operations as the two-objective code it replaced (the 2-gradient Gram
+// kernel and Theorem 3.1's closed form), so results are bit-for-bit the same.
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -12,7 +15,7 @@
 #include "flat_arena.h"
 #include "fused_optimizer.h"
 #include "min_norm.h"
-#include "objective_pair.h"
+#include "objective_set.h"
 #include "tradeoff_policy.h"
 
 namespace dtokd {
@@ -25,16 +28,24 @@ double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-bool finite_gram(const Gram &g) { return std::isfinite(g.g11) && std::isfinite(g.g12) && std::isfinite(g.g22); }
+std::vector<double> losses_of(const StepStats &s) { return {s.loss.begin(), s.loss.begin() + s.objectives}; }
 
-// Records the losses; false (and a skip reason) when one is not finite.
-bool read_losses(const ObjectivePair &obj, StepStats &s) {
-    s.loss_distill = obj.loss_distill();
-    s.loss_task = obj.loss_task();
-    if (std::isfinite(s.loss_distill) && std::isfinite(s.loss_task)) return true;
+// Records the losses; false (and a skip reason naming the objective) when one is not finite.
+bool read_losses(const ObjectiveSet &obj, StepStats &s) {
+    s.objectives = obj.size();
+    if (s.objectives < 1 || s.objectives > kMaxObjectives)
+        throw std::invalid_argument("a step has " + std::to_string(s.objectives) + " objectives; expected 1.." +
+                                    std::to_string(kMaxObjectives));
+    int bad = -1;
+    for (int k = 0; k < s.objectives; k++) {
+        s.loss[size_t(k)] = obj.loss(k);
+        if (bad < 0 && !std::isfinite(s.loss[size_t(k)])) bad = k;
+    }
+    fill_pair_view(s);
+    if (bad < 0) return true;
     std::ostringstream os;
-    os << "non-finite loss (" << (std::isfinite(s.loss_distill) ? "L_task" : "L_distill")
-       << "): L_distill=" << s.loss_distill << " L_task=" << s.loss_task;
+    os << "non-finite loss (L_" << obj.name(bad) << "):";
+    for (int k = 0; k < s.objectives; k++) os << " L_" << obj.name(k) << "=" << s.loss[size_t(k)];
     s.skipped = true;
     s.skip_reason = os.str();
     return false;
@@ -46,12 +57,19 @@ double clip_scale(double clip_norm, double sq_norm) {
     return norm > clip_norm ? clip_norm / norm : 1.0;
 }
 
-// One backward of w_d L_d + w_t L_t into arena 0, then one fused update. The
+std::vector<double> unit(int n, int k) {
+    std::vector<double> e(size_t(n), 0.0);
+    e[size_t(k)] = 1.0;
+    return e;
+}
+
+// One backward of sum_k weights[k] L_k into arena 0, then one fused update. The
 // squared norm pass doubles as the non-finite gradient check and gives clipping.
-bool single_backward_step(ObjectivePair &obj, PolicyContext &ctx, const PolicyConfig &cfg, double w_distill,
-                          double w_task, StepStats &s) {
+bool single_backward_step(ObjectiveSet &obj, PolicyContext &ctx, const PolicyConfig &cfg,
+                          const std::vector<double> &weights, StepStats &s) {
     ctx.arena.route_gradients_to(0);
-    obj.backward(w_distill, w_task, /*retain_graph=*/false);
+    obj.zero_module_grads();
+    obj.backward(weights, /*retain_graph=*/false);
     at::Tensor &g = ctx.arena.gradients(0);
     const double sq = log_gram(g, g, 1.0, 1.0, cfg.eps, ctx.backend).g11;
     if (!std::isfinite(sq)) {
@@ -64,62 +82,160 @@ bool single_backward_step(ObjectivePair &obj, PolicyContext &ctx, const PolicyCo
     return true;
 }
 
+// pi* and the diagnostics from one log-gradient Gram. N = 2 goes through the
+// two-objective closed form (Theorem 3.1) exactly as before; N >= 3 through the QP.
+struct Solved {
+    GramMatrix gram;
+    std::vector<double> pi;
+    double sq_norm = 0;  // ||g*||^2
+};
+
+Solved solve(const GramMatrix &g) {
+    Solved out;
+    out.gram = g;
+    if (g.n == 2) {
+        const Gram g2{g(0, 0), g(0, 1), g(1, 1)};
+        const Tradeoff t = min_norm_tradeoff(g2);
+        out.pi = {t.pi1, t.pi2};
+        out.sq_norm = dto_direction_sq_norm(g2, t.pi1, t.pi2);
+    } else {
+        out.pi = min_norm_weights(g);
+        out.sq_norm = dto_direction_sq_norm(g, out.pi);
+    }
+    return out;
+}
+
+// The first objective whose log-gradient Gram row is not finite (-1: all finite).
+int non_finite_row(const GramMatrix &g) {
+    for (int k = 0; k < g.n; k++)
+        for (int l = 0; l < g.n; l++)
+            if (!std::isfinite(g(k, l))) return std::isfinite(g(k, k)) ? l : k;
+    return -1;
+}
+
+void record_tradeoff(const Solved &sol, const std::vector<double> &losses, double eps, StepStats &s) {
+    const GramMatrix &g = sol.gram;
+    const int n = g.n;
+    double min_cos = StepStats::nan;
+    for (int k = 0; k < n; k++) {
+        s.pi[size_t(k)] = sol.pi[size_t(k)];
+        s.grad_norm[size_t(k)] = std::sqrt(std::max(0.0, g(k, k)));
+        double dot = 0;
+        for (int l = 0; l < n; l++) dot += g(k, l) * sol.pi[size_t(l)];
+        s.dot_direction[size_t(k)] = dot;
+        for (int l = k + 1; l < n; l++) {
+            const double norms = std::sqrt(g(k, k) * g(l, l));
+            if (norms > 0 && !(g(k, l) / norms >= min_cos)) min_cos = g(k, l) / norms;
+        }
+    }
+    s.min_cos = min_cos;
+    if (n == 2) {
+        const Gram g2{g(0, 0), g(0, 1), g(1, 1)};
+        Tradeoff t;
+        t.pi1 = sol.pi[0];
+        t.pi2 = sol.pi[1];
+        s.cos_ab = gram_cosine(g2);
+        const double ld = std::max(losses[0], eps), lt = std::max(losses[1], eps);
+        s.log_grad_norm_ratio = g2.g22 > 0 ? std::sqrt(g2.g11 / g2.g22) : StepStats::nan;
+        s.norm_ratio = s.log_grad_norm_ratio * ld / lt;
+        s.dot_direction[0] = a_dot_direction(g2, t);
+        s.dot_direction[1] = b_dot_direction(g2, t);
+    }
+    s.direction_norm = std::sqrt(sol.sq_norm);
+    fill_pair_view(s);
+}
+
+GramMatrix gram_of(const std::vector<const at::Tensor *> &grads, const std::vector<double> &losses, double eps,
+                   KernelBackend backend) {
+    if (grads.size() != 2) return log_gram(grads, losses, eps, backend);
+    const Gram g2 = log_gram(*grads[0], *grads[1], losses[0], losses[1], eps, backend);
+    GramMatrix g;
+    g.n = 2;
+    g(0, 0) = g2.g11;
+    g(0, 1) = g(1, 0) = g2.g12;
+    g(1, 1) = g2.g22;
+    return g;
+}
+
 class FixedWeightPolicy : public TradeoffPolicy {
 public:
-    FixedWeightPolicy(std::string name, PolicyConfig cfg, double w_distill, double w_task)
-        : name_(std::move(name)), cfg_(std::move(cfg)), w_distill_(w_distill), w_task_(w_task) {}
+    FixedWeightPolicy(std::string name, PolicyConfig cfg) : name_(std::move(name)), cfg_(std::move(cfg)) {}
     std::string name() const override { return name_; }
-    StepStats step(ObjectivePair &obj, PolicyContext &ctx, int64_t step) override {
+    StepStats step(ObjectiveSet &obj, PolicyContext &ctx, int64_t step) override {
         const auto t0 = Clock::now();
         StepStats s;
         s.step = step;
-        s.pi1 = w_distill_;
-        s.pi2 = w_task_;
-        if (read_losses(obj, s)) single_backward_step(obj, ctx, cfg_, w_distill_, w_task_, s);
+        const std::vector<double> w = weights_for(obj);
+        for (size_t k = 0; k < w.size(); k++) s.pi[k] = w[k];
+        if (read_losses(obj, s) && single_backward_step(obj, ctx, cfg_, w, s))
+            obj.step_modules(std::vector<double>(w.size(), 1.0));  // w_k dL_k/dphi_k, as the baselines step
+        fill_pair_view(s);
         s.seconds = seconds_since(t0);
         return s;
     }
 
 private:
+    std::vector<double> weights_for(const ObjectiveSet &obj) const {
+        const int n = obj.size();
+        std::vector<double> w = cfg_.weights;
+        if (w.empty()) {
+            if (name_ == "kd" && n == 2) {
+                w = {cfg_.alpha_distill, cfg_.alpha_task};
+            } else if (name_ == "ce") {  // the task loss alone: the objective named "ce"
+                w.assign(size_t(n), 0.0);
+                for (int k = 0; k < n; k++)
+                    if (obj.name(k) == "ce") w[size_t(k)] = 1.0;
+                if (std::find(w.begin(), w.end(), 1.0) == w.end())
+                    throw std::invalid_argument("ce: no objective named 'ce' among the " + std::to_string(n));
+            } else {
+                w.assign(size_t(n), 1.0);
+            }
+        }
+        if (int(w.size()) != n)
+            throw std::invalid_argument(name_ + ": " + std::to_string(w.size()) + " weights for " + std::to_string(n) +
+                                        " objectives; expected one weight per objective");
+        return w;
+    }
     std::string name_;
     PolicyConfig cfg_;
-    double w_distill_, w_task_;
 };
 
-// Exact DTO-KD step (Theorem 3.1): two backward passes into two arenas, the
-// log-gradient Gram, the closed form, then the fused two-gradient update.
-StepStats exact_dto_step(ObjectivePair &obj, PolicyContext &ctx, const PolicyConfig &cfg, int64_t step,
-                         Tradeoff *out = nullptr) {
+// Exact DTO-KD step: N backward passes into N arenas, the N x N log-gradient Gram
+// in one pass, the min-norm point of the convex hull, the fused N-gradient update.
+StepStats exact_dto_step(ObjectiveSet &obj, PolicyContext &ctx, const PolicyConfig &cfg, int64_t step,
+                         std::vector<double> *pi_out = nullptr) {
     StepStats s;
     s.step = step;
     s.exact = true;
     if (!read_losses(obj, s)) return s;
-    ctx.arena.route_gradients_to(0);
-    obj.backward(1.0, 0.0, /*retain_graph=*/true);
-    ctx.arena.route_gradients_to(1);
-    obj.backward(0.0, 1.0, /*retain_graph=*/false);
-    at::Tensor &a = ctx.arena.gradients(0), &b = ctx.arena.gradients(1);
-    const Gram g = log_gram(a, b, s.loss_distill, s.loss_task, cfg.eps, ctx.backend);
-    if (!finite_gram(g)) {
+    const int n = s.objectives;
+    if (ctx.arena.gradient_arenas() < n)
+        throw std::invalid_argument("exact DTO over " + std::to_string(n) + " objectives needs " + std::to_string(n) +
+                                    " gradient arenas; the arena has " + std::to_string(ctx.arena.gradient_arenas()));
+    obj.zero_module_grads();
+    std::vector<const at::Tensor *> grads;
+    for (int k = 0; k < n; k++) {
+        ctx.arena.route_gradients_to(k);
+        obj.backward(unit(n, k), /*retain_graph=*/k + 1 < n);
+        grads.push_back(&ctx.arena.gradients(k));
+    }
+    const std::vector<double> losses = losses_of(s);
+    const GramMatrix g = gram_of(grads, losses, cfg.eps, ctx.backend);
+    const int bad = non_finite_row(g);
+    if (bad >= 0) {
         s.skipped = true;
-        s.skip_reason = "non-finite gradient (" +
-                        std::string(std::isfinite(g.g11) ? "grad L_task" : "grad L_distill") + ")";
+        s.skip_reason = "non-finite gradient (grad L_" + obj.name(bad) + ")";
         return s;
     }
-    const Tradeoff t = min_norm_tradeoff(g);
-    s.pi1 = t.pi1;
-    s.pi2 = t.pi2;
-    s.cos_ab = gram_cosine(g);
-    const double ld = std::max(s.loss_distill, cfg.eps), lt = std::max(s.loss_task, cfg.eps);
-    s.log_grad_norm_ratio = g.g22 > 0 ? std::sqrt(g.g11 / g.g22) : StepStats::nan;
-    s.norm_ratio = s.log_grad_norm_ratio * ld / lt;
-    s.a_dot_g = a_dot_direction(g, t);
-    s.b_dot_g = b_dot_direction(g, t);
-    const double sq = dto_direction_sq_norm(g, t.pi1, t.pi2);
-    s.direction_norm = std::sqrt(sq);
-    ctx.optimizer.step(ctx.arena.params(), dto_direction(a, b, t.pi1, t.pi2, s.loss_distill, s.loss_task, cfg.eps,
-                                                         clip_scale(cfg.clip_norm, sq)));
-    if (out) *out = t;
+    const Solved sol = solve(g);
+    record_tradeoff(sol, losses, cfg.eps, s);
+    const double clip = clip_scale(cfg.clip_norm, sol.sq_norm);
+    ctx.optimizer.step(ctx.arena.params(),
+                       n == 2 ? dto_direction(*grads[0], *grads[1], sol.pi[0], sol.pi[1], losses[0], losses[1],
+                                              cfg.eps, clip)
+                              : dto_direction(grads, sol.pi, losses, cfg.eps, clip));
+    obj.step_modules(std::vector<double>(size_t(n), 1.0));  // each module got dL_k/dphi_k from its own pass
+    if (pi_out) *pi_out = sol.pi;
     return s;
 }
 
@@ -127,8 +243,8 @@ class DtoPolicy : public TradeoffPolicy {
 public:
     explicit DtoPolicy(PolicyConfig cfg) : cfg_(std::move(cfg)) {}
     std::string name() const override { return "dto"; }
-    int gradient_arenas() const override { return 2; }
-    StepStats step(ObjectivePair &obj, PolicyContext &ctx, int64_t step) override {
+    int gradient_arenas(int objectives) const override { return objectives; }
+    StepStats step(ObjectiveSet &obj, PolicyContext &ctx, int64_t step) override {
         const auto t0 = Clock::now();
         StepStats s = exact_dto_step(obj, ctx, cfg_, step);
         s.seconds = seconds_since(t0);
@@ -140,111 +256,162 @@ private:
 };
 
 // Amortized DTO-KD (Eq. 18 read after FAMO): pi = softmax(w); one backward of
-// pi1 log L_d + pi2 log L_t; step; re-evaluate both losses on the same batch;
-// w.grad = J^T delta (J = diag(pi) - pi pi^T, delta = drop in log-loss); Adam on w.
+// sum_k pi_k log L_k; step; re-evaluate the losses on the same batch (every
+// reeval_every-th step); w.grad = J^T delta (J = diag(pi) - pi pi^T, delta = drop
+// in log-loss); Adam on w. Between re-evaluations pi is held.
 class DtoAmortizedPolicy : public TradeoffPolicy {
 public:
     explicit DtoAmortizedPolicy(PolicyConfig cfg) : cfg_(std::move(cfg)) {}
     std::string name() const override { return "dto-amortized"; }
-    int gradient_arenas() const override { return cfg_.refresh > 0 ? 2 : 1; }
+    int gradient_arenas(int objectives) const override { return cfg_.refresh > 0 ? objectives : 1; }
 
-    StepStats step(ObjectivePair &obj, PolicyContext &ctx, int64_t step) override {
+    StepStats step(ObjectiveSet &obj, PolicyContext &ctx, int64_t step) override {
         const auto t0 = Clock::now();
         StepStats s;
+        resize(obj.size());
         if (cfg_.refresh > 0 && step % cfg_.refresh == 0) {
-            Tradeoff t;
-            s = exact_dto_step(obj, ctx, cfg_, step, &t);
-            if (!s.skipped) reset_to(t.pi1);
+            std::vector<double> pi;
+            s = exact_dto_step(obj, ctx, cfg_, step, &pi);
+            if (!s.skipped) reset_to(pi);
             s.seconds = seconds_since(t0);
             return s;
         }
         s.step = step;
-        const double pi1 = 1 / (1 + std::exp(w_[1] - w_[0]));  // softmax of two
-        const double pi2 = 1 - pi1;
-        s.pi1 = pi1;
-        s.pi2 = pi2;
+        const std::vector<double> pi = weights();
+        const int n = int(pi.size());
+        for (int k = 0; k < n; k++) s.pi[size_t(k)] = pi[size_t(k)];
         if (!read_losses(obj, s)) {
             s.seconds = seconds_since(t0);
             return s;
         }
-        const double ld = std::max(s.loss_distill, cfg_.eps), lt = std::max(s.loss_task, cfg_.eps);
-        if (single_backward_step(obj, ctx, cfg_, pi1 / ld, pi2 / lt, s)) {
-            const auto [ld_after, lt_after] = obj.reevaluate();
-            if (std::isfinite(ld_after) && std::isfinite(lt_after)) {
-                s.improve_distill = std::log(ld) - std::log(std::max(ld_after, cfg_.eps));
-                s.improve_task = std::log(lt) - std::log(std::max(lt_after, cfg_.eps));
-                update_weights(pi1, pi2, s.improve_distill, s.improve_task);
+        const size_t count = size_t(n);
+        std::vector<double> l(count), w(count), module_scale(count);
+        for (int k = 0; k < n; k++) {
+            l[size_t(k)] = std::max(s.loss[size_t(k)], cfg_.eps);
+            w[size_t(k)] = pi[size_t(k)] / l[size_t(k)];
+            module_scale[size_t(k)] = pi[size_t(k)] > 0 ? l[size_t(k)] / pi[size_t(k)] : 0.0;  // back to dL_k/dphi_k
+        }
+        if (single_backward_step(obj, ctx, cfg_, w, s)) {
+            obj.step_modules(module_scale);
+            if (reevals_due_++ % cfg_.reeval_every == 0) {
+                const std::vector<double> after = obj.reevaluate();
+                bool finite = true;
+                for (double a : after) finite = finite && std::isfinite(a);
+                if (finite) {
+                    std::vector<double> delta(count);
+                    for (int k = 0; k < n; k++) {
+                        delta[size_t(k)] = std::log(l[size_t(k)]) - std::log(std::max(after[size_t(k)], cfg_.eps));
+                        s.improve[size_t(k)] = delta[size_t(k)];
+                    }
+                    update_weights(pi, delta);
+                }
             }
         }
+        fill_pair_view(s);
         s.seconds = seconds_since(t0);
         return s;
     }
 
-    double pi1() const { return 1 / (1 + std::exp(w_[1] - w_[0])); }
-
 private:
-    void update_weights(double pi1, double pi2, double d1, double d2) {
+    void resize(int n) {
+        if (int(w_.size()) == n) return;
+        if (!w_.empty())
+            throw std::invalid_argument("dto-amortized: the run had " + std::to_string(w_.size()) +
+                                        " objectives and now has " + std::to_string(n));
+        w_.assign(size_t(n), 0.0);
+        m_.assign(size_t(n), 0.0);
+        v_.assign(size_t(n), 0.0);
+    }
+
+    std::vector<double> weights() const {
+        if (w_.size() == 2) {
+            const double pi1 = 1 / (1 + std::exp(w_[1] - w_[0]));  // softmax of two, as before
+            return {pi1, 1 - pi1};
+        }
+        const double top = *std::max_element(w_.begin(), w_.end());
+        std::vector<double> pi;
+        double sum = 0;
+        for (double wk : w_) sum += std::exp(wk - top);
+        for (double wk : w_) pi.push_back(std::exp(wk - top) / sum);
+        return pi;
+    }
+
+    void update_weights(const std::vector<double> &pi, const std::vector<double> &delta) {
         // J^T delta for the softmax Jacobian J = diag(pi) - pi pi^T.
-        const double mean = pi1 * d1 + pi2 * d2;
-        double grad[2] = {pi1 * (d1 - mean), pi2 * (d2 - mean)};
+        double mean = 0;
+        for (size_t k = 0; k < pi.size(); k++) mean += pi[k] * delta[k];
         // Adam with L2 weight decay (torch.optim.Adam(weight_decay=...)), as FAMO uses.
         const double b1 = 0.9, b2 = 0.999, adam_eps = 1e-8;
         t_++;
-        for (int i = 0; i < 2; i++) {
-            const double gi = grad[i] + cfg_.amortized_decay * w_[i];
-            m_[i] = b1 * m_[i] + (1 - b1) * gi;
-            v_[i] = b2 * v_[i] + (1 - b2) * gi * gi;
-            const double mhat = m_[i] / (1 - std::pow(b1, double(t_)));
-            const double vhat = v_[i] / (1 - std::pow(b2, double(t_)));
-            w_[i] -= cfg_.amortized_lr * mhat / (std::sqrt(vhat) + adam_eps);
+        for (size_t k = 0; k < pi.size(); k++) {
+            const double gk = pi[k] * (delta[k] - mean) + cfg_.amortized_decay * w_[k];
+            m_[k] = b1 * m_[k] + (1 - b1) * gk;
+            v_[k] = b2 * v_[k] + (1 - b2) * gk * gk;
+            const double mhat = m_[k] / (1 - std::pow(b1, double(t_)));
+            const double vhat = v_[k] / (1 - std::pow(b2, double(t_)));
+            w_[k] -= cfg_.amortized_lr * mhat / (std::sqrt(vhat) + adam_eps);
         }
     }
 
-    // After an exact step: softmax(w) = pi*, and Adam starts afresh so stale
-    // moments do not push w straight back away from the refreshed pi.
-    void reset_to(double pi1) {
-        const double p = std::clamp(pi1, 1e-3, 1 - 1e-3);
-        w_[0] = 0.5 * std::log(p / (1 - p));
-        w_[1] = -w_[0];
-        m_[0] = m_[1] = v_[0] = v_[1] = 0;
+    // After an exact step: softmax(w) = pi* (each clamped to >= 1e-3), and Adam starts
+    // afresh so stale moments do not push w straight back away from the refreshed pi.
+    void reset_to(const std::vector<double> &pi) {
+        if (pi.size() == 2) {
+            const double p = std::clamp(pi[0], 1e-3, 1 - 1e-3);
+            w_[0] = 0.5 * std::log(p / (1 - p));
+            w_[1] = -w_[0];
+        } else {
+            double mean = 0;
+            for (size_t k = 0; k < pi.size(); k++) {
+                w_[k] = std::log(std::max(pi[k], 1e-3));
+                mean += w_[k] / double(pi.size());
+            }
+            for (double &wk : w_) wk -= mean;
+        }
+        std::fill(m_.begin(), m_.end(), 0.0);
+        std::fill(v_.begin(), v_.end(), 0.0);
         t_ = 0;
     }
 
     PolicyConfig cfg_;
-    double w_[2] = {0, 0};
-    double m_[2] = {0, 0}, v_[2] = {0, 0};
+    std::vector<double> w_, m_, v_;
     int64_t t_ = 0;
+    int64_t reevals_due_ = 0;
 };
 
-// Logit-space DTO-KD (after MGDA-UB): the closed form on the Gram of
-// u = dL_d/dz / L_d and v = dL_t/dz / L_t (B x C numbers), then one backward.
+// Logit-space DTO-KD (after MGDA-UB): the min-norm point on the Gram of
+// u_k = dL_k/dz / L_k (B x C numbers each), then one backward.
 class DtoLogitPolicy : public TradeoffPolicy {
 public:
     explicit DtoLogitPolicy(PolicyConfig cfg) : cfg_(std::move(cfg)) {}
     std::string name() const override { return "dto-logit"; }
-    StepStats step(ObjectivePair &obj, PolicyContext &ctx, int64_t step) override {
+    bool needs_logit_objectives() const override { return true; }
+    StepStats step(ObjectiveSet &obj, PolicyContext &ctx, int64_t step) override {
         const auto t0 = Clock::now();
         StepStats s;
         s.step = step;
         if (read_losses(obj, s)) {
-            const at::Tensor u = obj.output_grad_distill(), v = obj.output_grad_task();
-            if (!u.defined() || !v.defined())
-                throw std::invalid_argument("dto-logit needs objectives computed from the student logits");
-            const Gram g = log_gram(u, v, s.loss_distill, s.loss_task, cfg_.eps, ctx.backend);
-            if (!finite_gram(g)) {
+            const int n = s.objectives;
+            std::vector<at::Tensor> u;
+            std::vector<const at::Tensor *> grads;
+            for (int k = 0; k < n; k++) {
+                u.push_back(obj.output_grad(k));
+                if (!u.back().defined())
+                    throw std::invalid_argument("dto-logit needs every objective to be a function of the student "
+                                                "logits; objective '" + obj.name(k) + "' is not");
+            }
+            for (const at::Tensor &t : u) grads.push_back(&t);
+            const std::vector<double> losses = losses_of(s);
+            const GramMatrix g = gram_of(grads, losses, cfg_.eps, ctx.backend);
+            if (non_finite_row(g) >= 0) {
                 s.skipped = true;
-                s.skip_reason = "non-finite logit gradient";
+                s.skip_reason = "non-finite logit gradient (L_" + obj.name(non_finite_row(g)) + ")";
             } else {
-                const Tradeoff t = min_norm_tradeoff(g);
-                s.pi1 = t.pi1;
-                s.pi2 = t.pi2;
-                s.cos_ab = gram_cosine(g);  // in logit space
-                const double ld = std::max(s.loss_distill, cfg_.eps), lt = std::max(s.loss_task, cfg_.eps);
-                s.log_grad_norm_ratio = g.g22 > 0 ? std::sqrt(g.g11 / g.g22) : StepStats::nan;
-                s.norm_ratio = s.log_grad_norm_ratio * ld / lt;
-                s.a_dot_g = a_dot_direction(g, t);
-                s.b_dot_g = b_dot_direction(g, t);
-                single_backward_step(obj, ctx, cfg_, t.pi1 / ld, t.pi2 / lt, s);
+                const Solved sol = solve(g);
+                record_tradeoff(sol, losses, cfg_.eps, s);  // in logit space
+                std::vector<double> w(losses.size());
+                for (int k = 0; k < n; k++) w[size_t(k)] = sol.pi[size_t(k)] / std::max(losses[size_t(k)], cfg_.eps);
+                single_backward_step(obj, ctx, cfg_, w, s);
             }
         }
         s.seconds = seconds_since(t0);
@@ -258,7 +425,7 @@ private:
 }  // namespace
 
 const std::vector<std::string> &policy_names() {
-    static const std::vector<std::string> names = {"ce", "kd", "dto", "dto-amortized", "dto-logit"};
+    static const std::vector<std::string> names = {"ce", "kd", "sum", "dto", "dto-amortized", "dto-logit"};
     return names;
 }
 
@@ -268,8 +435,16 @@ std::unique_ptr<TradeoffPolicy> make_policy(const PolicyConfig &cfg) {
         throw std::invalid_argument("clip_norm is " + std::to_string(cfg.clip_norm) + "; expected >= 0 (0 = off)");
     if (cfg.refresh < 0)
         throw std::invalid_argument("dto-refresh is " + std::to_string(cfg.refresh) + "; expected >= 0 (0 = off)");
-    if (cfg.method == "ce") return std::make_unique<FixedWeightPolicy>("ce", cfg, 0.0, 1.0);
-    if (cfg.method == "kd") return std::make_unique<FixedWeightPolicy>("kd", cfg, cfg.alpha_distill, cfg.alpha_task);
+    if (cfg.reeval_every < 1)
+        throw std::invalid_argument("dto-reeval-every is " + std::to_string(cfg.reeval_every) + "; expected >= 1");
+    if (int(cfg.weights.size()) > kMaxObjectives)
+        throw std::invalid_argument(std::to_string(cfg.weights.size()) + " weights; expected at most " +
+                                    std::to_string(kMaxObjectives));
+    for (double w : cfg.weights)
+        if (!std::isfinite(w) || w < 0)
+            throw std::invalid_argument("weight " + std::to_string(w) + "; expected a finite value >= 0");
+    if (cfg.method == "ce" || cfg.method == "kd" || cfg.method == "sum")
+        return std::make_unique<FixedWeightPolicy>(cfg.method, cfg);
     if (cfg.method == "dto") return std::make_unique<DtoPolicy>(cfg);
     if (cfg.method == "dto-amortized") return std::make_unique<DtoAmortizedPolicy>(cfg);
     if (cfg.method == "dto-logit") return std::make_unique<DtoLogitPolicy>(cfg);

@@ -1,6 +1,7 @@
-// One interface, five trade-off policies (ce, kd, dto, dto-amortized, dto-logit).
-// A policy receives the batch's two objectives and performs one training step on
-// the flat arena with the fused optimizer. It never sees how the losses are made.
+// One interface, the trade-off policies: fixed weights (ce, kd, sum) and the three
+// DTO-KD policies (dto, dto-amortized, dto-logit), each over N = 1..kMaxObjectives
+// objectives. A policy receives the batch's objectives and performs one training
+// step on the flat arena with the fused optimizer. It never sees how the losses are made.
 #pragma once
 #include <memory>
 #include <string>
@@ -13,10 +14,13 @@ namespace dtokd {
 
 class FlatArena;
 class FusedOptimizer;
-class ObjectivePair;
+class ObjectiveSet;
 
 struct PolicyConfig {
-    std::string method = "dto";  // ce | kd | dto | dto-amortized | dto-logit
+    std::string method = "dto";  // ce | kd | sum | dto | dto-amortized | dto-logit
+    // Fixed-weight policies: one weight per objective. Empty: kd takes
+    // (alpha_distill, alpha_task) for its (kd, ce) pair, ce and sum weigh each objective 1.
+    std::vector<double> weights;
     double alpha_distill = 0.9;  // kd: fixed weights (CIFAR recipe)
     double alpha_task = 0.1;
     double eps = 1e-8;              // log-loss floor: grad log L = grad L / max(L, eps)
@@ -24,6 +28,7 @@ struct PolicyConfig {
     double amortized_lr = 0.025;    // dto-amortized: Adam on the softmax logits w
     double amortized_decay = 0.01;  // its (L2) weight decay
     int refresh = 0;                // dto-amortized: every K > 0 steps an exact step resets pi
+    int reeval_every = 1;           // dto-amortized: re-evaluate the losses (and learn pi) every K-th step
 };
 
 const std::vector<std::string> &policy_names();
@@ -38,11 +43,15 @@ class TradeoffPolicy {
 public:
     virtual ~TradeoffPolicy() = default;
     virtual std::string name() const = 0;
-    // Gradient arenas the FlatArena needs for this policy (2 for exact DTO).
-    virtual int gradient_arenas() const { return 1; }
+    // Gradient arenas the FlatArena needs for this policy over `objectives` objectives
+    // (N for exact DTO, 1 for the single-backward policies).
+    virtual int gradient_arenas(int /*objectives*/) const { return 1; }
+    // True when every objective must be a function of the student logits alone.
+    virtual bool needs_logit_objectives() const { return false; }
     // One step; `step` numbers it (from 0). Non-finite losses or gradients: the
     // step is skipped (parameters untouched) and StepStats::skipped says why.
-    virtual StepStats step(ObjectivePair &objectives, PolicyContext &ctx, int64_t step) = 0;
+    // Objective-specific modules step with their own objective's gradient.
+    virtual StepStats step(ObjectiveSet &objectives, PolicyContext &ctx, int64_t step) = 0;
 };
 
 // Throws std::invalid_argument for an unknown method (listing the known ones) or bad options.

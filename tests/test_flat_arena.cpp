@@ -319,12 +319,12 @@ TEST(FlatArena, ToCudaMovesParametersAndGradients) {
 
 TEST(FlatArena, RejectsBadGradientArenaCounts) {
     ArenaNet net = make_net(/*freeze=*/false);
-    EXPECT_THROW((dtokd::FlatArena{*net, 3}), std::invalid_argument);
+    EXPECT_THROW((dtokd::FlatArena{*net, 9}), std::invalid_argument);
     EXPECT_THROW((dtokd::FlatArena{*net, 0}), std::invalid_argument);
     try {
-        dtokd::FlatArena arena(*net, 3);
+        dtokd::FlatArena arena(*net, 9);
         FAIL() << "no exception";
     } catch (const std::invalid_argument &e) {
-        EXPECT_NE(std::string(e.what()).find("3"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("9"), std::string::npos) << e.what();
     }
 }

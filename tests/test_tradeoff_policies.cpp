@@ -17,10 +17,12 @@
 #include <string>
 #include <vector>
 
-#include "autograd_pair.h"
+#include "autograd_objectives.h"
 #include "flat_arena.h"
 #include "fused_optimizer.h"
-#include "logit_kd_pair.h"
+#include "objective_batch.h"
+#include "objective_list.h"
+#include "objective_registry.h"
 #include "step_stats.h"
 #include "tradeoff_policy.h"
 
@@ -120,17 +122,24 @@ struct Rig {
 
     Rig(const dtokd::PolicyConfig &pc, const dtokd::SgdOptions &sgd, KernelBackend backend) {
         policy = dtokd::make_policy(pc);
-        arena = std::make_unique<dtokd::FlatArena>(*net, policy->gradient_arenas());
+        objectives = dtokd::make_objective_list(pc.method == "ce" ? std::vector<std::string>{"ce"}
+                                                                  : std::vector<std::string>{"kd", "ce"});
+        arena = std::make_unique<dtokd::FlatArena>(*net, policy->gradient_arenas(objectives->size()));
         dtokd::OptimizerConfig oc;
         oc.kind = "sgd";
         oc.sgd = sgd;
         optimizer = std::make_unique<dtokd::FusedOptimizer>(arena->params(), oc, backend);
     }
+    // The trainer's objectives for the method: [kd, ce], or [ce] alone for ce.
+    std::unique_ptr<dtokd::ObjectiveList> objectives;
     dtokd::StepStats step(int64_t k, KernelBackend backend) {
-        dtokd::LogitKdPair pair([this] { return net->forward(batch.x); }, *net, batch.teacher, batch.labels,
-                                dtokd::KdLossOptions{kT, 0.0}, backend);
+        dtokd::NetOutputs teacher;
+        teacher.logits = batch.teacher;
+        dtokd::ObjectiveBatch objs(
+            *objectives, [this] { return dtokd::NetOutputs{net->forward(batch.x), {}, {}, {}}; }, *net, teacher,
+            batch.labels, torch::arange(batch.labels.numel()), dtokd::KdLossOptions{kT, 0.0}, backend);
         dtokd::PolicyContext ctx{*arena, *optimizer, backend};
-        return policy->step(pair, ctx, k);
+        return policy->step(objs, ctx, k);
     }
 };
 
@@ -293,9 +302,9 @@ torch::Tensor vec(std::vector<float> v) { return torch::tensor(v, torch::kFloat)
 struct ExpProblem {
     torch::Tensor c1 = vec({2.0f, 0.0f, 0.5f, 0.0f}), c2 = vec({-0.5f, 1.0f, 0.0f, 0.5f});
     VectorParam param{torch::zeros({4})};
-    dtokd::AutogradPair::LossFn losses() {
+    dtokd::AutogradObjectives::LossFn losses() {
         return [this] {
-            return std::make_pair(torch::exp(torch::dot(c1, param->x)), torch::exp(torch::dot(c2, param->x)));
+            return std::vector<torch::Tensor>{torch::exp(torch::dot(c1, param->x)), torch::exp(torch::dot(c2, param->x))};
         };
     }
     ClosedForm exact() const { return closed_form(c1.to(torch::kDouble), c2.to(torch::kDouble)); }
@@ -311,14 +320,14 @@ struct AmortizedRun {
 
 AmortizedRun run_amortized(ExpProblem &prob, const dtokd::PolicyConfig &pc, double lr, int steps) {
     auto policy = dtokd::make_policy(pc);
-    dtokd::FlatArena arena(*prob.param, policy->gradient_arenas());
+    dtokd::FlatArena arena(*prob.param, policy->gradient_arenas(2));
     dtokd::OptimizerConfig oc;
     oc.sgd = sgd_options(lr, /*momentum=*/0.0, /*weight_decay=*/0.0);
     dtokd::FusedOptimizer opt(arena.params(), oc, KernelBackend::halide);
     dtokd::PolicyContext ctx{arena, opt, KernelBackend::halide};
     AmortizedRun run;
     for (int k = 0; k < steps; k++) {
-        dtokd::AutogradPair pair(prob.losses());
+        dtokd::AutogradObjectives pair(prob.losses());
         run.stats.push_back(policy->step(pair, ctx, k));
         EXPECT_FALSE(run.stats.back().skipped) << "step " << k << ": " << run.stats.back().skip_reason;
     }
@@ -396,7 +405,7 @@ TEST(DtoAmortized, RefreshStepsAreExact) {
     dtokd::PolicyConfig pc;
     pc.method = "dto-amortized";
     pc.refresh = 10;
-    ASSERT_EQ(dtokd::make_policy(pc)->gradient_arenas(), 2);
+    ASSERT_EQ(dtokd::make_policy(pc)->gradient_arenas(2), 2);
     const AmortizedRun run = run_amortized(prob, pc, /*lr=*/0.05, /*steps=*/35);
     for (size_t k = 0; k < run.stats.size(); k++) {
         const auto &s = run.stats[k];
@@ -420,9 +429,9 @@ namespace {
 struct QuadraticPair {
     torch::Tensor t1 = vec({1.0f, 0.0f, 0.0f}), t2 = vec({-1.0f, 0.2f, 0.0f});
     VectorParam param{vec({0.0f, 0.5f, 0.3f})};
-    dtokd::AutogradPair::LossFn losses() {
+    dtokd::AutogradObjectives::LossFn losses() {
         return [this] {
-            return std::make_pair(1 + 0.5 * (param->x - t1).pow(2).sum(), 1 + 0.5 * (param->x - t2).pow(2).sum());
+            return std::vector<torch::Tensor>{1 + 0.5 * (param->x - t1).pow(2).sum(), 1 + 0.5 * (param->x - t2).pow(2).sum()};
         };
     }
 };
@@ -433,20 +442,21 @@ std::vector<std::array<double, 4>> run_quadratic(const std::string &method, int 
     dtokd::PolicyConfig pc;
     pc.method = method;
     auto policy = dtokd::make_policy(pc);
-    dtokd::FlatArena arena(*q.param, policy->gradient_arenas());
+    dtokd::FlatArena arena(*q.param, policy->gradient_arenas(2));
     dtokd::OptimizerConfig oc;
     oc.sgd = sgd_options(lr, 0.0, 0.0);
     dtokd::FusedOptimizer opt(arena.params(), oc, KernelBackend::halide);
     dtokd::PolicyContext ctx{arena, opt, KernelBackend::halide};
     std::vector<std::array<double, 4>> out;
     for (int k = 0; k < steps; k++) {
-        dtokd::AutogradPair pair(q.losses(), q.param.get());
+        dtokd::AutogradObjectives pair(q.losses(), q.param.get());
         const dtokd::StepStats s = policy->step(pair, ctx, k);
         EXPECT_FALSE(s.skipped) << s.skip_reason;
         if (k == 0 && method == "dto") {
             EXPECT_LT(s.cos_ab, 0.0) << "the start point must be a conflict";
         }
-        const auto [ld, lt] = pair.reevaluate();
+        const std::vector<double> re = pair.reevaluate();
+        const double ld = re[0], lt = re[1];
         out.push_back({s.loss_distill, s.loss_task, ld, lt});
     }
     return out;
@@ -475,18 +485,18 @@ namespace {
 struct NanPair {
     VectorParam param{vec({0.3f, -0.2f})};
     // which: 0 NaN L_distill, 1 NaN L_task, 2 inf L_distill, 3 finite losses with a NaN grad L_distill.
-    dtokd::AutogradPair::LossFn losses(int which) {
+    dtokd::AutogradObjectives::LossFn losses(int which) {
         return [this, which] {
             const torch::Tensor x = param->x;
             const torch::Tensor d = 1 + x.pow(2).sum(), t = 2 + (x - 1).pow(2).sum();
             const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
             switch (which) {
-                case 0: return std::make_pair(d * nan, t);
-                case 1: return std::make_pair(d, t * nan);
-                case 2: return std::make_pair(d * inf, t);
+                case 0: return std::vector<torch::Tensor>{d * nan, t};
+                case 1: return std::vector<torch::Tensor>{d, t * nan};
+                case 2: return std::vector<torch::Tensor>{d * inf, t};
                 default:
                     // where() routes a zero seed through x * inf: 0 * inf = NaN in the gradient.
-                    return std::make_pair(d + torch::where(x > -1e30, x, x * inf).sum(), t);
+                    return std::vector<torch::Tensor>{d + torch::where(x > -1e30, x, x * inf).sum(), t};
             }
         };
     }
@@ -503,15 +513,16 @@ TEST(PolicyNonFinite, NonFiniteLossSkipsEveryPolicy) {
             dtokd::PolicyConfig pc;
             pc.method = method;
             auto policy = dtokd::make_policy(pc);
-            dtokd::FlatArena arena(*np.param, policy->gradient_arenas());
+            dtokd::FlatArena arena(*np.param, policy->gradient_arenas(2));
             dtokd::FusedOptimizer opt(arena.params(), dtokd::OptimizerConfig{}, KernelBackend::halide);
             dtokd::PolicyContext ctx{arena, opt, KernelBackend::halide};
             const torch::Tensor before = arena.params().clone();
-            dtokd::AutogradPair pair(np.losses(which));
+            const std::string task = method == "ce" ? "ce" : "task";  // ce weighs the objective named "ce" alone
+            dtokd::AutogradObjectives pair(np.losses(which), nullptr, {"distill", task});
             const dtokd::StepStats s = policy->step(pair, ctx, 7);
             EXPECT_TRUE(s.skipped);
             EXPECT_EQ(s.step, 7);
-            EXPECT_NE(s.skip_reason.find(which == 1 ? "L_task" : "L_distill"), std::string::npos) << s.skip_reason;
+            EXPECT_NE(s.skip_reason.find(which == 1 ? "L_" + task : "L_distill"), std::string::npos) << s.skip_reason;
             EXPECT_TRUE(torch::equal(arena.params(), before));
             EXPECT_EQ(opt.steps_taken(), 0);
         }
@@ -527,12 +538,13 @@ TEST(PolicyNonFinite, NonFiniteGradientSkips) {
         dtokd::PolicyConfig pc;
         pc.method = method;
         auto policy = dtokd::make_policy(pc);
-        dtokd::FlatArena arena(*np.param, policy->gradient_arenas());
+        dtokd::FlatArena arena(*np.param, policy->gradient_arenas(2));
         dtokd::FusedOptimizer opt(arena.params(), dtokd::OptimizerConfig{}, KernelBackend::halide);
         dtokd::PolicyContext ctx{arena, opt, KernelBackend::halide};
         const torch::Tensor before = arena.params().clone();
-        dtokd::AutogradPair pair(np.losses(3));
-        ASSERT_TRUE(std::isfinite(pair.loss_distill()));
+        // ce weighs the objective named "ce" alone.
+        dtokd::AutogradObjectives pair(np.losses(3), nullptr, {"distill", method == "ce" ? "ce" : "task"});
+        ASSERT_TRUE(std::isfinite(pair.loss(0)));
         const dtokd::StepStats s = policy->step(pair, ctx, 0);
         if (method == "ce") {
             EXPECT_FALSE(s.skipped) << s.skip_reason;

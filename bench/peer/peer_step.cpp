@@ -29,10 +29,11 @@
 #include "fused_optimizer.h"
 #include "host_allocator.h"
 #include "kernels.h"
-#include "logit_kd_pair.h"
 #include "min_norm.h"
 #include "model_handle.h"
-#include "objective_pair.h"
+#include "objective_batch.h"
+#include "objective_registry.h"
+#include "objective_set.h"
 #include "threads.h"
 #include "tradeoff_policy.h"
 
@@ -86,22 +87,22 @@ struct Phases {
 // Passes everything through to the real objectives and adds up the time spent in
 // backward(), so the policy's step splits into backward passes and the rest
 // (Gram, closed form, fused update) without touching the policy.
-class TimedPair : public dtokd::ObjectivePair {
+class TimedObjectives : public dtokd::ObjectiveSet {
 public:
-    TimedPair(dtokd::ObjectivePair &inner, double &backward_seconds) : inner_(inner), seconds_(backward_seconds) {}
-    double loss_distill() const override { return inner_.loss_distill(); }
-    double loss_task() const override { return inner_.loss_task(); }
-    void backward(double w_distill, double w_task, bool retain_graph) override {
+    TimedObjectives(dtokd::ObjectiveSet &inner, double &backward_seconds) : inner_(inner), seconds_(backward_seconds) {}
+    int size() const override { return inner_.size(); }
+    std::string name(int k) const override { return inner_.name(k); }
+    double loss(int k) const override { return inner_.loss(k); }
+    void backward(const std::vector<double> &weights, bool retain_graph) override {
         const auto t0 = Clock::now();
-        inner_.backward(w_distill, w_task, retain_graph);
+        inner_.backward(weights, retain_graph);
         seconds_ += seconds_since(t0);
     }
-    at::Tensor output_grad_distill() const override { return inner_.output_grad_distill(); }
-    at::Tensor output_grad_task() const override { return inner_.output_grad_task(); }
-    std::pair<double, double> reevaluate() override { return inner_.reevaluate(); }
+    at::Tensor output_grad(int k) const override { return inner_.output_grad(k); }
+    std::vector<double> reevaluate() override { return inner_.reevaluate(); }
 
 private:
-    dtokd::ObjectivePair &inner_;
+    dtokd::ObjectiveSet &inner_;
     double &seconds_;
 };
 
@@ -111,6 +112,7 @@ struct Setup {
     std::unique_ptr<dtokd::TradeoffPolicy> policy;
     std::unique_ptr<dtokd::FlatArena> arena;
     std::unique_ptr<dtokd::FusedOptimizer> optimizer;
+    std::unique_ptr<dtokd::ObjectiveList> list = dtokd::make_objective_list({"kd", "ce"});
     torch::Tensor images, labels, teacher_logits;
 
     explicit Setup(const Args &a) {
@@ -125,7 +127,7 @@ struct Setup {
         dtokd::PolicyConfig pc;
         pc.method = a.method;
         policy = dtokd::make_policy(pc);
-        arena = std::make_unique<dtokd::FlatArena>(*student.module, std::max(2, policy->gradient_arenas()));
+        arena = std::make_unique<dtokd::FlatArena>(*student.module, std::max(2, policy->gradient_arenas(list->size())));
         dtokd::OptimizerConfig oc;
         oc.sgd.lr = a.lr;
         oc.sgd.momentum = a.momentum;
@@ -139,11 +141,14 @@ struct Setup {
         const auto t0 = Clock::now();
         const torch::Tensor x = images;
         dtokd::ModelHandle &s = student;
-        dtokd::LogitKdPair pair([&s, x] { return s.forward(x); }, *student.module, teacher_logits, labels, {},
-                                dtokd::KernelBackend::halide);
+        dtokd::NetOutputs teacher;
+        teacher.logits = teacher_logits;
+        dtokd::ObjectiveBatch pair(
+            *list, [&s, x] { return dtokd::NetOutputs{s.forward(x), {}, {}, {}}; }, *student.module, teacher, labels,
+            {}, {}, dtokd::KernelBackend::halide);
         Phases local;
         local.forward = seconds_since(t0);
-        TimedPair timed(pair, local.backward);
+        TimedObjectives timed(pair, local.backward);
         dtokd::PolicyContext ctx{*arena, *optimizer, dtokd::KernelBackend::halide};
         const dtokd::StepStats st = policy->step(timed, ctx, n);
         if (phases) *phases = local;

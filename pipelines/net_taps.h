@@ -1,0 +1,12 @@
+// The bridge between the model zoo's feature taps (models/classifier.h) and what
+// objectives read (runtime/objective.h): the two layers do not know each other.
+#pragma once
+#include "classifier.h"
+#include "objective.h"
+
+namespace dtokd {
+
+FeatureRequest to_feature_request(const TapRequest &taps);
+NetOutputs to_net_outputs(ModelOutputs outputs);
+
+}  // namespace dtokd

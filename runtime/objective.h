@@ -1,0 +1,86 @@
+// One objective of a run, as the registry makes it (objective_registry.h): a loss
+// over (student outputs, teacher outputs, labels, sample indices) that may own
+// trainable modules. It says which network taps it reads, so a step keeps only those.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kernels.h"
+
+namespace torch::nn {
+class Module;
+}
+
+namespace dtokd {
+
+// Which intermediate outputs of a network an objective reads (logits always come).
+struct TapRequest {
+    bool feats = false;         // per-stage outputs after ReLU
+    bool preact_feats = false;  // the same before the last ReLU
+    bool pooled = false;        // the pooled embedding
+    bool any() const { return feats || preact_feats || pooled; }
+    TapRequest &operator|=(const TapRequest &o) {
+        feats |= o.feats;
+        preact_feats |= o.preact_feats;
+        pooled |= o.pooled;
+        return *this;
+    }
+};
+
+// A network's outputs as objectives see them (the pipeline fills it from the model).
+struct NetOutputs {
+    at::Tensor logits;
+    std::vector<at::Tensor> feats, preact_feats;
+    at::Tensor pooled;
+};
+
+// The logit-level KD kernel's results for this batch, computed once and shared by
+// every objective that reads them (ce and kd come from one fused pass).
+struct LogitKdResults {
+    KdLosses losses;
+    at::Tensor grad_task, grad_distill;  // dL/d(student logits)
+};
+
+struct ObjectiveInputs {
+    const NetOutputs &student;
+    const NetOutputs &teacher;  // logits only, unless an objective asked for teacher taps
+    const at::Tensor &labels;
+    const at::Tensor &indices;  // sample indices in the dataset (undefined when not loaded)
+    // The fused KD kernel on (student logits, teacher logits, labels), run on first use.
+    std::function<const LogitKdResults &()> logit_kd;
+};
+
+// One objective's value on a batch: either the loss and its gradient w.r.t. the
+// student logits (backward starts at the logits, no loss graph), or a scalar loss
+// tensor with its autograd graph.
+struct ObjectiveValue {
+    double loss = 0;
+    at::Tensor logit_grad;   // logit-level objectives
+    at::Tensor loss_tensor;  // autograd objectives
+};
+
+class Objective {
+public:
+    virtual ~Objective() = default;
+    virtual std::string name() const = 0;
+    virtual TapRequest student_taps() const { return {}; }
+    virtual TapRequest teacher_taps() const { return {}; }
+    virtual bool needs_teacher() const { return true; }
+    // True when the loss is a function of the student logits alone (`dto-logit`).
+    virtual bool logits_only() const { return false; }
+
+    // Called once before training with one probe forward of each network (eval mode,
+    // no gradients): builds trainable modules from the feature shapes and checks that
+    // the taps this objective reads exist. Throws std::invalid_argument naming the tap.
+    virtual void prepare(const NetOutputs & /*student*/, const NetOutputs & /*teacher*/) {}
+    // The trainable parts this objective owns (null when none); valid after prepare().
+    virtual torch::nn::Module *module() { return nullptr; }
+
+    // The loss on a batch; with graph when grad mode is on.
+    virtual ObjectiveValue evaluate(const ObjectiveInputs &in) = 0;
+};
+
+}  // namespace dtokd

@@ -1,0 +1,101 @@
+// See objective_batch.h.
+#include "objective_batch.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/nn/module.h>
+
+#include <list>
+#include <stdexcept>
+
+#include "frozen_buffers.h"
+
+namespace dtokd {
+
+ObjectiveBatch::ObjectiveBatch(ObjectiveList &objectives, std::function<NetOutputs()> forward,
+                               torch::nn::Module &module, NetOutputs teacher, at::Tensor labels, at::Tensor indices,
+                               KdLossOptions options, KernelBackend backend)
+    : objectives_(objectives),
+      forward_(std::move(forward)),
+      module_(module),
+      teacher_(std::move(teacher)),
+      labels_(std::move(labels)),
+      indices_(std::move(indices)),
+      options_(options),
+      backend_(backend) {
+    student_ = forward_();
+    if (student_.logits.dim() != 2 || student_.logits.sizes() != teacher_.logits.sizes())
+        throw std::invalid_argument("student logits are " + std::string(c10::str(student_.logits.sizes())) +
+                                    " but teacher logits are " + std::string(c10::str(teacher_.logits.sizes())) +
+                                    "; expected the same [batch, classes]");
+    values_ = evaluate(student_);
+}
+
+std::vector<ObjectiveValue> ObjectiveBatch::evaluate(const NetOutputs &student) {
+    std::optional<LogitKdResults> kd;
+    ObjectiveInputs in{student, teacher_, labels_, indices_, [&]() -> const LogitKdResults & {
+                           if (!kd) {
+                               const at::Tensor z = student.logits.detach().contiguous();
+                               LogitKdResults r;
+                               r.grad_task = at::empty_like(z);
+                               r.grad_distill = at::empty_like(z);
+                               r.losses = kd_loss(z, teacher_.logits, labels_, options_, r.grad_task,
+                                                  r.grad_distill, backend_);
+                               kd = std::move(r);
+                           }
+                           return *kd;
+                       }};
+    std::vector<ObjectiveValue> values;
+    for (int k = 0; k < objectives_.size(); k++) values.push_back(objectives_.at(k).evaluate(in));
+    return values;
+}
+
+std::string ObjectiveBatch::name(int k) const { return objectives_.names().at(size_t(k)); }
+
+void ObjectiveBatch::backward(const std::vector<double> &weights, bool retain_graph) {
+    if (int(weights.size()) != size())
+        throw std::invalid_argument("backward: " + std::to_string(weights.size()) + " weights for " +
+                                    std::to_string(size()) + " objectives");
+    // Logit-level objectives meet in one seed at the logits (w_0 g_0 + w_1 g_1 ...,
+    // the same float operations as the two-objective pair had); autograd objectives
+    // join the same backward call with their loss tensors.
+    at::Tensor seed;
+    std::vector<at::Tensor> outputs, seeds;
+    for (int k = 0; k < size(); k++) {
+        const double w = weights[size_t(k)];
+        if (w == 0) continue;
+        const ObjectiveValue &v = values_[size_t(k)];
+        if (v.logit_grad.defined()) {
+            if (!seed.defined())
+                seed = v.logit_grad * w;
+            else
+                seed.add_(v.logit_grad, w);
+        } else {
+            outputs.push_back(v.loss_tensor);
+            seeds.push_back(at::full_like(v.loss_tensor, w));
+        }
+    }
+    if (seed.defined()) {
+        outputs.insert(outputs.begin(), student_.logits);
+        seeds.insert(seeds.begin(), seed);
+    }
+    if (!outputs.empty()) torch::autograd::backward(outputs, seeds, retain_graph);
+}
+
+at::Tensor ObjectiveBatch::output_grad(int k) const {
+    return objectives_.at(k).logits_only() ? values_.at(size_t(k)).logit_grad : at::Tensor();
+}
+
+std::vector<double> ObjectiveBatch::reevaluate() {
+    std::list<FrozenBuffers> keep_stats;  // FrozenBuffers is neither copyable nor movable
+    keep_stats.emplace_back(module_);
+    for (torch::nn::Module *m : objectives_.modules())
+        if (m != nullptr) keep_stats.emplace_back(*m);
+    at::NoGradGuard no_grad;
+    const NetOutputs student = forward_();
+    std::vector<double> losses;
+    for (const ObjectiveValue &v : evaluate(student)) losses.push_back(v.loss);
+    return losses;
+}
+
+}  // namespace dtokd
