@@ -66,7 +66,7 @@ int count(const std::string &text, const std::string &part) {
 }
 
 // A failed run: non-zero exit, one "dtokd: error:" line naming every one of `parts`.
-void expect_one_error(const CliResult &r, std::initializer_list<std::string> parts) {
+void expect_one_error(const CliResult &r, const std::vector<std::string> &parts) {
     EXPECT_NE(r.code, 0) << r.output;
     EXPECT_EQ(count(r.output, "dtokd: error:"), 1) << r.output;
     EXPECT_FALSE(contains(r.output, "terminate called")) << r.output;
@@ -319,3 +319,63 @@ TEST(DtokdCliInfo, ReportsTheHostAllocatorSetting) {
 }
 
 }  // namespace
+
+namespace {
+// The train lines of metrics.jsonl without the timing fields.
+std::vector<std::string> train_lines_without_timing(const std::string &metrics) {
+    std::vector<std::string> out;
+    std::istringstream in(metrics);
+    for (std::string line; std::getline(in, line);) {
+        if (!contains(line, "\"type\":\"train\"")) continue;
+        out.push_back(std::regex_replace(line, std::regex(R"(,"step_seconds":[^,}]*)"), ""));
+    }
+    return out;
+}
+}  // namespace
+
+// `sum` over --objectives kd,ce with --weights 0.9,0.1 is exactly `kd` (same losses,
+// same weights, same per-step numbers), and metrics carry per-objective keys.
+TEST_F(DtokdCli, SumOverObjectivesEqualsKd) {
+    ASSERT_TRAINED();
+    const std::string teacher = quoted(path("t/checkpoint.pt"));
+    const std::string args = "distill " + common() + " --teacher " + teacher + " --log-interval 1 --no-teacher-cache";
+    const CliResult kd = run_cli(args + " --method kd --out " + quoted(path("o-kd")));
+    ASSERT_EQ(kd.code, 0) << kd.output;
+    const CliResult sum =
+        run_cli(args + " --method sum --objectives kd,ce --weights 0.9,0.1 --out " + quoted(path("o-sum")));
+    ASSERT_EQ(sum.code, 0) << sum.output;
+    const auto a = train_lines_without_timing(slurp(path("o-kd/metrics.jsonl")));
+    const auto b = train_lines_without_timing(slurp(path("o-sum/metrics.jsonl")));
+    ASSERT_EQ(a.size(), 3u);
+    EXPECT_EQ(a, b);
+    EXPECT_TRUE(contains(a[0], "\"pi_kd\":0.9")) << a[0];
+    EXPECT_TRUE(contains(a[0], "\"loss_ce\":")) << a[0];
+}
+
+// Objective and weight mistakes: one clear error each, before any run folder exists.
+TEST_F(DtokdCli, BadObjectivesFailBeforeTheRun) {
+    ASSERT_TRAINED();
+    const std::string base = "distill " + common() + " --teacher " + quoted(path("t/checkpoint.pt"));
+    struct Case {
+        std::string args;
+        std::vector<std::string> words;
+    };
+    const std::vector<Case> cases = {
+        {"--method dto --objectives kd,cee", {"'cee'", "expected one of", "fitnet"}},
+        {"--method dto --objectives kd,kd", {"'kd'", "twice"}},
+        {"--method dto-logit --objectives kd,ce,fitnet", {"dto-logit", "'fitnet'", "logits"}},
+        {"--method dto --objectives kd,ce --weights 0.5,0.5", {"--weights", "dto"}},
+        {"--method sum --objectives kd,ce --weights 1", {"--weights", "1 values", "2 objectives"}},
+        {"--method kd --objectives kd,ce,fitnet", {"--method kd", "--weights"}},
+        {"--method ce --objectives kd,ce", {"'ce'", "--method sum"}},
+        {"--method dto-amortized --dto-reeval-every 0", {"dto-reeval-every", ">= 1"}},
+    };
+    int i = 0;
+    for (const Case &c : cases) {
+        SCOPED_TRACE(c.args);
+        const std::string out = path("bad-objectives-" + std::to_string(i++));
+        expect_one_error(run_cli(base + " " + c.args + " --out " + quoted(out)), c.words);
+        EXPECT_FALSE(fs::exists(out));
+        EXPECT_FALSE(fs::exists(out + ".partial"));
+    }
+}
