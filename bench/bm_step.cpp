@@ -3,7 +3,9 @@
 // precomputed (as the teacher-logit cache does), measured side by side in one
 // run, plus the pieces the targets are stated in: one extra student backward,
 // one no-grad student forward (the amortized re-evaluation) and the DTO
-// arithmetic (Gram + closed form + fused update). Ratios print at the end.
+// arithmetic (Gram + closed form + fused update); dto-amortized re-evaluating
+// every K-th step; and three objectives (kd, ce, fitnet on the stage features, with
+// the teacher's features precomputed): sum vs exact dto. Ratios print at the end.
 //   build/bench/bm_step [--benchmark_repetitions=3]
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
@@ -25,56 +27,72 @@
 #include "objective_registry.h"
 #include "min_norm.h"
 #include "model_handle.h"
+#include "net_taps.h"
 #include "threads.h"
 #include "tradeoff_policy.h"
 
 namespace {
 
 constexpr int64_t kBatch = 128;
+constexpr int kReevalEvery[] = {2, 4, 8};
 
-// Student, arena, optimizer, policy and one fixed batch.
+// Student, arena, optimizer, policy, the objectives and one fixed batch.
 struct StepSetup {
     dtokd::ModelHandle student;
     std::unique_ptr<dtokd::FlatArena> arena;
     std::unique_ptr<dtokd::FusedOptimizer> optimizer;
     std::unique_ptr<dtokd::TradeoffPolicy> policy;
-    std::unique_ptr<dtokd::ObjectiveList> list = dtokd::make_objective_list({"kd", "ce"});
-    torch::Tensor images, labels, teacher_logits;
+    std::unique_ptr<dtokd::ObjectiveList> list;
+    dtokd::TapRequest taps;
+    torch::Tensor images, labels;
+    dtokd::NetOutputs teacher_out;
 
-    explicit StepSetup(const std::string &method) {
+    explicit StepSetup(const std::string &method, const std::vector<std::string> &objectives = {"kd", "ce"},
+                       int reeval_every = 1) {
         torch::manual_seed(0);
         student = dtokd::build_model("cnn_small", 1, 28, 28, 10);
         dtokd::ModelHandle teacher = dtokd::build_model("cnn_large", 1, 28, 28, 10);
         images = torch::randn({kBatch, 1, 28, 28});
         labels = torch::randint(0, 10, {kBatch}, torch::kLong);
+        list = dtokd::make_objective_list(objectives);
+        taps = list->student_taps();
+        dtokd::OptimizerConfig oc;
+        oc.sgd.lr = 1e-3;  // small: the benchmark runs thousands of steps on one batch
         {
             torch::NoGradGuard no_grad;
             teacher.set_train(false);
-            teacher_logits = teacher.forward(images).contiguous();
+            student.set_train(false);
+            teacher_out = forward(teacher, list->teacher_taps());
+            teacher_out.logits = teacher_out.logits.contiguous();
+            list->prepare(forward(student, taps), teacher_out, oc);
         }
         dtokd::PolicyConfig pc;
         pc.method = method;
+        pc.reeval_every = reeval_every;
         policy = dtokd::make_policy(pc);
-        arena = std::make_unique<dtokd::FlatArena>(*student.module, std::max(2, policy->gradient_arenas(list->size())));
-        dtokd::OptimizerConfig oc;
-        oc.sgd.lr = 1e-3;  // small: the benchmark runs thousands of steps on one batch
+        arena = std::make_unique<dtokd::FlatArena>(*student.module,
+                                                   std::max(list->size(), policy->gradient_arenas(list->size())));
         optimizer = std::make_unique<dtokd::FusedOptimizer>(arena->params(), oc, dtokd::KernelBackend::halide);
         student.set_train(true);
+        list->set_train(true);
+    }
+
+    dtokd::NetOutputs forward(dtokd::ModelHandle &m, const dtokd::TapRequest &t) {
+        if (!t.any()) return dtokd::NetOutputs{m.forward(images), {}, {}, {}};
+        return dtokd::to_net_outputs(m.forward_features(images, dtokd::to_feature_request(t)));
     }
 
     dtokd::ObjectiveBatch objectives() {
-        const torch::Tensor x = images;
-        dtokd::ModelHandle &s = student;
-        dtokd::NetOutputs teacher;
-        teacher.logits = teacher_logits;
         return dtokd::ObjectiveBatch(
-            *list, [&s, x] { return dtokd::NetOutputs{s.forward(x), {}, {}, {}}; }, *student.module, teacher, labels,
-            {}, {}, dtokd::KernelBackend::halide);
+            *list, [this] { return forward(student, taps); }, *student.module, teacher_out, labels, {}, {},
+            dtokd::KernelBackend::halide);
     }
+    std::vector<double> unit_weights() const { return std::vector<double>(size_t(list->size()), 1.0); }
 };
 
-void BM_Step(benchmark::State &state, const std::string &method) {
-    StepSetup setup(method);
+void BM_Step(benchmark::State &state, const std::string &method, const std::vector<std::string> &objectives,
+             int reeval_every) {
+    StepSetup setup(method, objectives, reeval_every);
     dtokd::PolicyContext ctx{*setup.arena, *setup.optimizer, dtokd::KernelBackend::halide};
     int64_t step = 1;  // not 0: dto-amortized's refresh (off here) and SGD's first step are not timed
     for (int warmup = 0; warmup < 5; warmup++) {  // first calls allocate and JIT (oneDNN)
@@ -92,21 +110,21 @@ void BM_Step(benchmark::State &state, const std::string &method) {
 // same plus one backward: their difference is the cost of one student backward.
 // (Timing repeated backward passes over one retained graph measured ~10x a whole
 // step here, so the backward is taken as a difference of two fresh-graph runs.)
-void BM_StudentForward(benchmark::State &state) {
-    StepSetup setup("kd");
+void BM_StudentForward(benchmark::State &state, const std::vector<std::string> &objectives) {
+    StepSetup setup("sum", objectives);
     for (int warmup = 0; warmup < 5; warmup++) setup.objectives();
-    for (auto _ : state) benchmark::DoNotOptimize(setup.objectives().loss(1));
+    for (auto _ : state) benchmark::DoNotOptimize(setup.objectives().loss(0));
 }
 
-void BM_StudentForwardBackward(benchmark::State &state) {
-    StepSetup setup("kd");
+void BM_StudentForwardBackward(benchmark::State &state, const std::vector<std::string> &objectives) {
+    StepSetup setup("sum", objectives);
     for (int warmup = 0; warmup < 5; warmup++) {
         setup.arena->route_gradients_to(1);
-        setup.objectives().backward({0.9, 0.1}, /*retain_graph=*/false);
+        setup.objectives().backward(setup.unit_weights(), /*retain_graph=*/false);
     }
     for (auto _ : state) {
         setup.arena->route_gradients_to(1);
-        setup.objectives().backward({0.9, 0.1}, /*retain_graph=*/false);
+        setup.objectives().backward(setup.unit_weights(), /*retain_graph=*/false);
     }
 }
 
@@ -162,6 +180,14 @@ public:
         row("dto-amortized / kd", seconds("BM_Step/dto-amortized"), kd, 1.25,
             of_kd("re-evaluation forward", seconds("BM_StudentReevaluate")));
         row("dto / (kd + backward)", dto, bwd > 0 ? kd + bwd : -1, 1.05, of_kd("one backward", bwd));
+        for (int k : kReevalEvery)
+            row(("dto-amortized K=" + std::to_string(k) + " / kd").c_str(),
+                seconds("BM_Step/dto-amortized/reeval_every:" + std::to_string(k)), kd, k == 4 ? 1.15 : 0, "");
+        // Three objectives (kd, ce, fitnet): exact dto's N backward passes vs sum's one.
+        const double sum3 = seconds("BM_Step3/sum"), dto3 = seconds("BM_Step3/dto"),
+                     fwd3 = seconds("BM_StudentForward3"), fwd_bwd3 = seconds("BM_StudentForwardBackward3");
+        const double bwd3 = fwd3 > 0 && fwd_bwd3 > 0 ? fwd_bwd3 - fwd3 : -1;
+        row("N=3 dto / (sum + 2 backward)", dto3, sum3 > 0 && bwd3 > 0 ? sum3 + 2 * bwd3 : -1, 1.05, "");
         const double arith = seconds("BM_DtoArithmetic");
         if (arith > 0 && dto > 0)
             std::printf("  DTO arithmetic / dto          %6.2f%% %s\n", 100 * arith / dto,
@@ -182,12 +208,27 @@ int main(int argc, char **argv) {
     benchmark::AddCustomContext("dtokd_threads", std::to_string(threads));
     benchmark::AddCustomContext("host_allocator", allocator);
     benchmark::AddCustomContext("blas", dtokd::describe_blas());
+    const std::vector<std::string> two = {"kd", "ce"}, three = {"kd", "ce", "fitnet"};
+    auto step = [](const std::string &name, const std::string &m, const std::vector<std::string> &objs, int k) {
+        benchmark::RegisterBenchmark(name.c_str(), BM_Step, m, objs, k)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime()
+            ->MinTime(2.0);
+    };
     for (const std::string &m : dtokd::policy_names())
-        benchmark::RegisterBenchmark(("BM_Step/" + m).c_str(), BM_Step, m)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
-    benchmark::RegisterBenchmark("BM_StudentForward", BM_StudentForward)->Unit(benchmark::kMillisecond)->UseRealTime();
-    benchmark::RegisterBenchmark("BM_StudentForwardBackward", BM_StudentForwardBackward)
-        ->Unit(benchmark::kMillisecond)
-        ->UseRealTime();
+        if (m != "sum") step("BM_Step/" + m, m, m == "ce" ? std::vector<std::string>{"ce"} : two, 1);
+    for (int k : kReevalEvery)
+        step("BM_Step/dto-amortized/reeval_every:" + std::to_string(k), "dto-amortized", two, k);
+    step("BM_Step3/sum", "sum", three, 1);
+    step("BM_Step3/dto", "dto", three, 1);
+    for (const auto &[suffix, objs] : {std::make_pair(std::string(), two), std::make_pair(std::string("3"), three)}) {
+        benchmark::RegisterBenchmark(("BM_StudentForward" + suffix).c_str(), BM_StudentForward, objs)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+        benchmark::RegisterBenchmark(("BM_StudentForwardBackward" + suffix).c_str(), BM_StudentForwardBackward, objs)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+    }
     benchmark::RegisterBenchmark("BM_StudentReevaluate", BM_StudentReevaluate)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
