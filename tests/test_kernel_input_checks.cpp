@@ -155,7 +155,7 @@ TEST_P(KernelInputChecks, SgdUpdateRejectsAndLeavesStateUntouched) {
     expect_invalid_argument(
         [&] { dtokd::sgd_update(theta, buf, dtokd::dto_direction(g3, g4, 0.5, 0.5, 1, 1, 1e-8), options, true,
                                 backend()); },
-        {"gradient b", "[3]", "[4]"});
+        {"gradient 1", "[3]", "[4]"});
     at::Tensor buf4 = torch::zeros({4});
     expect_invalid_argument(
         [&] { dtokd::sgd_update(theta, buf4, dtokd::single_direction(g3), options, true, backend()); },
@@ -163,7 +163,7 @@ TEST_P(KernelInputChecks, SgdUpdateRejectsAndLeavesStateUntouched) {
     const at::Tensor g3_double = torch::randn({3}, torch::kDouble);
     expect_invalid_argument(
         [&] { dtokd::sgd_update(theta, buf, dtokd::single_direction(g3_double), options, true, backend()); },
-        {"gradient a", "float32"});
+        {"gradient 0", "float32"});
     dtokd::SgdOptions nesterov_without_momentum;
     nesterov_without_momentum.nesterov = true;
     nesterov_without_momentum.momentum = 0;
@@ -172,7 +172,8 @@ TEST_P(KernelInputChecks, SgdUpdateRejectsAndLeavesStateUntouched) {
                                 backend()); },
         {"nesterov", "momentum > 0"});
     expect_invalid_argument(
-        [&] { dtokd::sgd_update(theta, buf, dtokd::Direction{}, options, true, backend()); }, {"no gradient"});
+        [&] { dtokd::sgd_update(theta, buf, dtokd::Direction{}, options, true, backend()); },
+        {"0 gradients", "expected 1..8"});
     expect_invalid_argument(
         [&] { dtokd::sgd_update(theta, buf, dtokd::single_direction(g3, INFINITY), options, true, backend()); },
         {"coefficient", "finite"});
