@@ -1,7 +1,9 @@
 // Kernel-layer benchmarks: every Halide kernel against its LibTorch baselines and
 // a hand-written memory roofline that moves the same bytes, all in one run, for
-// N in {1e4, 1e5, 1e6, 1e7, 5e7} floats per tensor. After the runs a ratio table
-// (speedups, % of roofline) is printed, built from the medians when
+// N in {1e4, 1e5, 1e6, 1e7, 5e7} floats per tensor. Then the Gram of K = 1..8 gradient
+// arenas of 1e7 floats each (BM_GramN_*/K): the one-pass Halide kernel against K(K+1)/2
+// LibTorch dot products and a streaming read of the K arenas. After the runs ratio tables
+// (speedups, % of roofline) are printed, built from the medians when
 // --benchmark_repetitions > 1 (bench/README.md has the targets and numbers).
 //
 // Constraints: benchmarks are registered N-outer, so all variants of one size run
@@ -47,6 +49,7 @@ using dtokd::KernelBackend;
 constexpr double kLossDistill = 0.7, kLossTask = 1.3, kEps = 1e-8;
 constexpr double kPi1 = 0.4, kPi2 = 0.6;
 constexpr int64_t kSizes[] = {10'000, 100'000, 1'000'000, 10'000'000, 50'000'000};
+constexpr int64_t kArenaLength = 10'000'000;  // floats per gradient arena in BM_GramN_*
 
 // ---------------------------------------------------------------------------------
 // Shared inputs: the two raw gradients of the current N, kept while that N runs.
@@ -57,8 +60,13 @@ struct Gradients {
     at::Tensor a, b;
 };
 
-const Gradients &gradients(int64_t n) {
+std::unique_ptr<Gradients> &gradient_cache() {
     static std::unique_ptr<Gradients> cached;
+    return cached;
+}
+
+const Gradients &gradients(int64_t n) {
+    std::unique_ptr<Gradients> &cached = gradient_cache();
     if (!cached || cached->n != n) {
         cached.reset();  // free the previous size before allocating the next
         auto g = std::make_unique<Gradients>();
@@ -239,6 +247,69 @@ float read2(const float *a, const float *b, int64_t n) {
     return r;
 }
 
+// The read of K arenas: 64 floats of each arena per step, added into 8 accumulators
+// (consecutive arenas alternate between two sets of 4).
+__attribute__((target("avx512f"))) float readn_avx512(const float *const *p, int count, int64_t begin, int64_t end) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+    int64_t i = begin;
+    for (; i + 64 <= end; i += 64) {
+        int k = 0;
+        for (; k + 2 <= count; k += 2) {
+            const float *a = p[k] + i, *b = p[k + 1] + i;
+            s0 = _mm512_add_ps(s0, _mm512_loadu_ps(a));
+            s1 = _mm512_add_ps(s1, _mm512_loadu_ps(a + 16));
+            s2 = _mm512_add_ps(s2, _mm512_loadu_ps(a + 32));
+            s3 = _mm512_add_ps(s3, _mm512_loadu_ps(a + 48));
+            s4 = _mm512_add_ps(s4, _mm512_loadu_ps(b));
+            s5 = _mm512_add_ps(s5, _mm512_loadu_ps(b + 16));
+            s6 = _mm512_add_ps(s6, _mm512_loadu_ps(b + 32));
+            s7 = _mm512_add_ps(s7, _mm512_loadu_ps(b + 48));
+        }
+        if (k < count) {
+            const float *a = p[k] + i;
+            s0 = _mm512_add_ps(s0, _mm512_loadu_ps(a));
+            s1 = _mm512_add_ps(s1, _mm512_loadu_ps(a + 16));
+            s2 = _mm512_add_ps(s2, _mm512_loadu_ps(a + 32));
+            s3 = _mm512_add_ps(s3, _mm512_loadu_ps(a + 48));
+        }
+    }
+    const __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)),
+                                   _mm512_add_ps(_mm512_add_ps(s4, s5), _mm512_add_ps(s6, s7)));
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, s);
+    float r = 0;
+    for (float v : lanes) r += v;
+    for (; i < end; i++)
+        for (int k = 0; k < count; k++) r += p[k][i];
+    return r;
+}
+
+float readn_generic(const float *const *p, int count, int64_t begin, int64_t end) {
+    float acc[16] = {};
+    int64_t i = begin;
+    for (; i + 16 <= end; i += 16)
+        for (int k = 0; k < count; k++)
+            for (int j = 0; j < 16; j++) acc[j] += p[k][i + j];
+    float r = 0;
+    for (float v : acc) r += v;
+    for (; i < end; i++)
+        for (int k = 0; k < count; k++) r += p[k][i];
+    return r;
+}
+
+float readn(const float *const *p, int count, int64_t n) {
+    struct alignas(64) Slot {
+        float v = 0;
+    };
+    std::vector<Slot> partial(static_cast<size_t>(thread_slots()));
+    for_ranges(n, [&](int64_t begin, int64_t end, int64_t slot) {
+        partial[size_t(slot)].v += kHasAvx512 ? readn_avx512(p, count, begin, end) : readn_generic(p, count, begin, end);
+    });
+    float r = 0;
+    for (const Slot &slot : partial) r += slot.v;
+    return r;
+}
+
 // ---------------------------------------------------------------------------------
 // Gram
 
@@ -285,6 +356,72 @@ void bm_gram_torch_stacked_matmul(benchmark::State &state, int64_t n) {
     benchmark::DoNotOptimize(gram_stacked_matmul(g.ab));
     for (auto _ : state) benchmark::DoNotOptimize(gram_stacked_matmul(g.ab));
     set_bytes(state, 2 * n * int64_t(sizeof(float)));
+}
+
+// ---------------------------------------------------------------------------------
+// Gram of K gradient arenas (K = 1..8 objectives, kArenaLength floats each)
+
+// The rows of one [8, kArenaLength] tensor, made once (torch::randn, seed 1).
+const at::Tensor &arenas() {
+    static const at::Tensor rows = [] {
+        torch::manual_seed(1);
+        return torch::randn({dtokd::kMaxObjectives, kArenaLength});
+    }();
+    return rows;
+}
+
+struct ArenaSet {
+    std::vector<at::Tensor> rows;
+    std::vector<const at::Tensor *> ptrs;
+    std::vector<const float *> data;
+    std::vector<double> losses;
+};
+
+ArenaSet arena_set(int count) {
+    ArenaSet a;
+    for (int k = 0; k < count; k++) a.rows.push_back(arenas()[k]);
+    for (int k = 0; k < count; k++) {
+        a.ptrs.push_back(&a.rows[size_t(k)]);
+        a.data.push_back(a.rows[size_t(k)].data_ptr<float>());
+        a.losses.push_back(0.5 + 0.25 * k);
+    }
+    return a;
+}
+
+void set_arena_bytes(benchmark::State &state, int count) {
+    set_bytes(state, int64_t(count) * kArenaLength * int64_t(sizeof(float)));
+}
+
+void bm_roofline_readn(benchmark::State &state, int count) {
+    const ArenaSet a = arena_set(count);
+    benchmark::DoNotOptimize(readn(a.data.data(), count, kArenaLength));
+    for (auto _ : state) benchmark::DoNotOptimize(readn(a.data.data(), count, kArenaLength));
+    set_arena_bytes(state, count);
+}
+
+void bm_gramn_halide(benchmark::State &state, int count) {
+    const ArenaSet a = arena_set(count);
+    benchmark::DoNotOptimize(dtokd::log_gram(a.ptrs, a.losses, kEps, KernelBackend::halide));
+    for (auto _ : state) benchmark::DoNotOptimize(dtokd::log_gram(a.ptrs, a.losses, kEps, KernelBackend::halide));
+    set_arena_bytes(state, count);
+}
+
+// LibTorch's baseline: one at::dot per pair k <= l (K(K+1)/2 passes), then the scaling.
+dtokd::GramMatrix gram_dots(const ArenaSet &a) {
+    dtokd::GramMatrix g;
+    g.n = int(a.rows.size());
+    for (int k = 0; k < g.n; k++)
+        for (int l = k; l < g.n; l++)
+            g(k, l) = g(l, k) = a.rows[size_t(k)].dot(a.rows[size_t(l)]).item<double>() /
+                                (std::max(a.losses[size_t(k)], kEps) * std::max(a.losses[size_t(l)], kEps));
+    return g;
+}
+
+void bm_gramn_torch_dots(benchmark::State &state, int count) {
+    const ArenaSet a = arena_set(count);
+    benchmark::DoNotOptimize(gram_dots(a));
+    for (auto _ : state) benchmark::DoNotOptimize(gram_dots(a));
+    set_arena_bytes(state, count);
 }
 
 // ---------------------------------------------------------------------------------
@@ -336,7 +473,7 @@ void bm_sgd_update(benchmark::State &state, int64_t n, KernelBackend backend) {
 }
 
 // torch::optim::SGD on a parameter whose .grad is the combined direction; forming
-// it (a*ca + b*cb into a preallocated grad) is timed, as the fused kernel does it.
+// it (sum_k c_k g_k into a preallocated grad) is timed, as the fused kernel does it.
 void form_direction(at::Tensor &grad, const dtokd::Direction &d) {
     at::mul_out(grad, *d.grads[0], d.coeffs[0]);
     for (int k = 1; k < d.count; k++) grad.add_(*d.grads[size_t(k)], d.coeffs[size_t(k)]);
@@ -446,6 +583,17 @@ void register_benchmarks() {
             [](benchmark::State &s, int64_t size) { bm_adamw_update(s, size, KernelBackend::torch); });
         add("BM_AdamWUpdate_TorchOptim", n, bm_adamw_update_torch_optim);
     }
+    // The arenas, K-outer, after the sizes.
+    for (int count = 1; count <= dtokd::kMaxObjectives; count++) {
+        for (const auto &[name, fn] : {std::pair{"BM_Roofline_ReadN", bm_roofline_readn},
+                                       std::pair{"BM_GramN_Halide", bm_gramn_halide},
+                                       std::pair{"BM_GramN_TorchDots", bm_gramn_torch_dots}}) {
+            benchmark::RegisterBenchmark(name, [count, fn = fn](benchmark::State &s) {
+                gradient_cache().reset();  // the last size's a, b (400 MB at 5e7)
+                fn(s, count);
+            })->Arg(count)->UseRealTime()->Unit(benchmark::kMicrosecond);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -482,12 +630,39 @@ public:
             std::snprintf(line, sizeof line, "%10lld |%s\n", static_cast<long long>(n), cells.c_str());
             os << line;
         }
+        os << "\nGram of K arenas of " << kArenaLength << " floats (BM_GramN_*/K). xdots = K(K+1)/2 at::dot\n"
+              "calls' time / Halide's time; %roof = ReadN time / Halide time. Targets for K = 2, 3, 4:\n"
+              ">= 1.8x dots and >= 85% of ReadN (! = missed).\n";
+        std::snprintf(line, sizeof line, "%10s | %10s %8s | %12s %12s %12s\n", "K", "xdots", "%roof",
+                      "Halide us", "dots us", "ReadN us");
+        os << line;
+        for (int count = 1; count <= dtokd::kMaxObjectives; count++) {
+            const std::string k = "/" + std::to_string(count);
+            const bool target = count >= 2 && count <= 4;
+            const double halide = seconds("BM_GramN_Halide" + k);
+            if (halide < 0) continue;
+            std::string cells;
+            cells += cell(MedianTimeReporter::ratio("BM_GramN_TorchDots" + k, "BM_GramN_Halide" + k), 1.8, target,
+                          false);
+            cells += cell(MedianTimeReporter::ratio("BM_Roofline_ReadN" + k, "BM_GramN_Halide" + k), 0.85, target,
+                          true);
+            std::snprintf(line, sizeof line, "%10d |%s |%s%s%s\n", count, cells.c_str(), us(halide).c_str(),
+                          us(seconds("BM_GramN_TorchDots" + k)).c_str(), us(seconds("BM_Roofline_ReadN" + k)).c_str());
+            os << line;
+        }
         os.flush();
     }
 
 private:
     double ratio(const std::string &num, const std::string &den, int64_t n) const {
         return MedianTimeReporter::ratio(num + "/" + std::to_string(n), den + "/" + std::to_string(n));
+    }
+    // " %12.0f" microseconds, or "-" when not run.
+    static std::string us(double seconds) {
+        char buf[32];
+        if (seconds < 0) std::snprintf(buf, sizeof buf, " %12s", "-");
+        else std::snprintf(buf, sizeof buf, " %12.0f", 1e6 * seconds);
+        return buf;
     }
     // A right-aligned 10-wide cell ("-" when not run), marked '!' when a checked target is missed.
     static std::string cell(double r, double target, bool checked, bool percent) {

@@ -69,6 +69,17 @@ std::vector<double> time_variants(const std::string &kernel, const std::vector<s
     return out;
 }
 
+// g = 0.3 a (+ 0.2 b): fixed coefficients, so every variant steps the same state alike.
+Direction fixed_direction(const at::Tensor &a, const at::Tensor &b, bool two) {
+    Direction d;
+    d.count = two ? 2 : 1;
+    d.grads[0] = &a;
+    d.grads[1] = &b;
+    d.coeffs[0] = 0.3;
+    d.coeffs[1] = 0.2;
+    return d;
+}
+
 struct Case {
     std::string label;
     std::function<void()> run;
@@ -96,18 +107,12 @@ Case make_case(const std::string &kernel, int64_t n, int64_t batch, int64_t clas
         at::Tensor buf = at::zeros({n}, opts);
         const SgdScalars s{/*lr=*/1e-3f, /*momentum=*/0.9f, /*dampening=*/0.f, /*weight_decay=*/5e-4f,
                            /*nesterov=*/false, /*first_step=*/false};
-        return {label, [=]() mutable {
-                    Direction dir = two ? dto_direction(a, b, 0.3, 0.2, 1.0, 1.0, 1e-8) : single_direction(a, 0.3);
-                    hb::sgd_update(theta, buf, dir, s);
-                }};
+        return {label, [=]() mutable { hb::sgd_update(theta, buf, fixed_direction(a, b, two), s); }};
     }
     at::Tensor m = at::zeros({n}, opts), v = at::zeros({n}, opts);
     const AdamWScalars s{/*decay=*/1.f - 1e-5f, /*beta1=*/0.9f, /*beta2=*/0.999f, /*eps=*/1e-8f,
                          /*step_size=*/1e-3f, /*sqrt_bias2=*/0.03f};
-    return {label, [=]() mutable {
-                Direction dir = two ? dto_direction(a, b, 0.3, 0.2, 1.0, 1.0, 1e-8) : single_direction(a, 0.3);
-                hb::adamw_update(theta, m, v, dir, s);
-            }};
+    return {label, [=]() mutable { hb::adamw_update(theta, m, v, fixed_direction(a, b, two), s); }};
 }
 
 std::string format_us(double seconds) {

@@ -1,8 +1,10 @@
-// Internal: the schedule variants of every Halide kernel, as typed function tables.
-// All variants of one kernel are the same generator with other schedule params (or an
-// autoscheduler), so they share the C signature of the default-schedule function.
+// Internal: the schedule variants of every Halide kernel that has them, as typed function
+// tables. All variants of one kernel are the same generator with other schedule params (or
+// an autoscheduler), so they share the C signature of the default-schedule function.
 // The tables are generated at build time from generators/CMakeLists.txt
-// (DTOKD_KERNEL_VARIANTS, see runtime/CMakeLists.txt); the default comes first.
+// (DTOKD_KERNEL_VARIANTS, see runtime/CMakeLists.txt); the default comes first. Kernels
+// built with NO_VARIANTS (the Gram for N != 2, the updates for N >= 3 gradients) are not
+// here: kernels_halide.cpp calls them directly.
 // Not thread-safe to change: select variants before running kernels concurrently.
 #pragma once
 #include <string>

@@ -3,8 +3,36 @@
 // now (kernel_selection.h; the default schedule unless tuned). Optimizer kernels
 // run in place: the output buffers alias theta and the state (safe, see
 // generators/combined_gradient.h).
+// N-gradient kernels (N = 1..kMaxObjectives): the generated C signature has one buffer
+// argument per gradient (grads_0 .. grads_{N-1}) and one float per coefficient or loss,
+// so each N is its own function type; the call is spelled once, over an index_sequence.
 #include <ATen/ATen.h>
 
+#include <array>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <utility>
+
+#include "dtokd_adamw_update3.h"
+#include "dtokd_adamw_update4.h"
+#include "dtokd_adamw_update5.h"
+#include "dtokd_adamw_update6.h"
+#include "dtokd_adamw_update7.h"
+#include "dtokd_adamw_update8.h"
+#include "dtokd_log_gram1.h"
+#include "dtokd_log_gram3.h"
+#include "dtokd_log_gram4.h"
+#include "dtokd_log_gram5.h"
+#include "dtokd_log_gram6.h"
+#include "dtokd_log_gram7.h"
+#include "dtokd_log_gram8.h"
+#include "dtokd_sgd_update3.h"
+#include "dtokd_sgd_update4.h"
+#include "dtokd_sgd_update5.h"
+#include "dtokd_sgd_update6.h"
+#include "dtokd_sgd_update7.h"
+#include "dtokd_sgd_update8.h"
 #include "halide_bridge.h"
 #include "kernel_backends.h"
 #include "kernel_variants.h"
@@ -21,18 +49,105 @@ Gram log_gram(const at::Tensor &a, const at::Tensor &b, double loss_distill, dou
     return {out(0), out(1), out(2)};
 }
 
-// Interim: the two-gradient kernels serve N = 2 (N-gradient kernels replace this).
-bool supports_gram(int n, KernelBackend backend) { return backend == KernelBackend::halide && n == 2; }
-bool supports_update(int n) { return n == 1 || n == 2; }
+namespace {
+
+// The generated kernels by N (element N - 1). dtokd_log_gram is N = 2; the entries that
+// have schedule variants (Gram N = 2, updates N = 1, 2) are replaced by the selected one.
+const auto kLogGrams = std::make_tuple(&dtokd_log_gram1, &dtokd_log_gram, &dtokd_log_gram3, &dtokd_log_gram4,
+                                       &dtokd_log_gram5, &dtokd_log_gram6, &dtokd_log_gram7, &dtokd_log_gram8);
+const auto kSgdUpdates = std::make_tuple(&dtokd_sgd_update1, &dtokd_sgd_update2, &dtokd_sgd_update3,
+                                         &dtokd_sgd_update4, &dtokd_sgd_update5, &dtokd_sgd_update6,
+                                         &dtokd_sgd_update7, &dtokd_sgd_update8);
+const auto kAdamwUpdates = std::make_tuple(&dtokd_adamw_update1, &dtokd_adamw_update2, &dtokd_adamw_update3,
+                                           &dtokd_adamw_update4, &dtokd_adamw_update5, &dtokd_adamw_update6,
+                                           &dtokd_adamw_update7, &dtokd_adamw_update8);
+static_assert(std::tuple_size_v<decltype(kLogGrams)> == kMaxObjectives &&
+              std::tuple_size_v<decltype(kSgdUpdates)> == kMaxObjectives &&
+              std::tuple_size_v<decltype(kAdamwUpdates)> == kMaxObjectives);
+
+template <int N>
+auto log_gram_fn() {
+    auto fn = std::get<N - 1>(kLogGrams);
+    if constexpr (N == 2) fn = selected_kernels().log_gram;
+    return fn;
+}
+template <int N>
+auto sgd_update_fn() {
+    auto fn = std::get<N - 1>(kSgdUpdates);
+    if constexpr (N == 1) fn = selected_kernels().sgd_update1;
+    if constexpr (N == 2) fn = selected_kernels().sgd_update2;
+    return fn;
+}
+template <int N>
+auto adamw_update_fn() {
+    auto fn = std::get<N - 1>(kAdamwUpdates);
+    if constexpr (N == 1) fn = selected_kernels().adamw_update1;
+    if constexpr (N == 2) fn = selected_kernels().adamw_update2;
+    return fn;
+}
+
+// f(std::integral_constant<int, N>{}) for the run-time n in 1..kMaxObjectives.
+template <class F, int... I>
+int with_count(int n, F &&f, std::integer_sequence<int, I...>) {
+    int status = 0;
+    const bool found = ((n == I + 1 && ((status = f(std::integral_constant<int, I + 1>{})), true)) || ...);
+    if (!found)
+        throw std::logic_error("halide back end: " + std::to_string(n) + " gradients; kernels exist for 1.." +
+                               std::to_string(kMaxObjectives));
+    return status;
+}
+template <class F>
+int with_count(int n, F &&f) {
+    return with_count(n, std::forward<F>(f), std::make_integer_sequence<int, kMaxObjectives>{});
+}
+
+using GradientBuffers = std::array<Halide::Runtime::Buffer<float>, kMaxObjectives>;
+
+// fn(grads_0 .. grads_{N-1}, scalars_0 .. scalars_{N-1}, rest...): the generated N-gradient call.
+template <class Fn, size_t... K, class... Rest>
+int call_n(Fn fn, std::index_sequence<K...>, GradientBuffers &grads, const std::array<float, kMaxObjectives> &scalars,
+           Rest &&...rest) {
+    return fn(grads[K]..., scalars[K]..., std::forward<Rest>(rest)...);
+}
+
+GradientBuffers gradient_buffers(const char *kernel, const at::Tensor *const *grads, int n) {
+    GradientBuffers out;
+    for (int k = 0; k < n; k++) {
+        check_cpu(kernel, ("gradient " + std::to_string(k)).c_str(), *grads[k]);
+        out[size_t(k)] = flat_buffer(*grads[k]);
+    }
+    return out;
+}
+
+// The name in a Halide error: the kernel as the tuning file names it, e.g. sgd_update3.
+std::string kernel_name(const char *family, int n) { return family + std::to_string(n); }
+
+}  // namespace
+
+bool supports_gram(int n, KernelBackend backend) {
+    return backend == KernelBackend::halide && n >= 1 && n <= kMaxObjectives;
+}
+bool supports_update(int n) { return n >= 1 && n <= kMaxObjectives; }
 
 GramMatrix gram(const std::vector<const at::Tensor *> &grads) {
-    const Gram g = log_gram(*grads[0], *grads[1], 1.0, 1.0, 1e-30);
-    GramMatrix out;
-    out.n = 2;
-    out(0, 0) = g.g11;
-    out(0, 1) = out(1, 0) = g.g12;
-    out(1, 1) = g.g22;
-    return out;
+    const int n = int(grads.size());
+    GradientBuffers g = gradient_buffers("log_gram", grads.data(), n);
+    // Losses 1 and eps 1: the kernel's 1/(L_k L_l) is exactly 1, so it returns the raw dot
+    // products; kernels.cpp divides by the losses in double.
+    std::array<float, kMaxObjectives> ones;
+    ones.fill(1.f);
+    Halide::Runtime::Buffer<double> out(n * (n + 1) / 2);
+    const int status = with_count(n, [&](auto count) {
+        constexpr int N = decltype(count)::value;
+        return call_n(log_gram_fn<N>(), std::make_index_sequence<N>{}, g, ones, 1.f, out.raw_buffer());
+    });
+    check_halide_status(status, n == 2 ? "log_gram" : kernel_name("log_gram", n).c_str());
+    GramMatrix m;
+    m.n = n;
+    int t = 0;  // the kernel's order: row by row over the upper triangle
+    for (int k = 0; k < n; k++)
+        for (int l = k; l < n; l++, t++) m(k, l) = m(l, k) = out(t);
+    return m;
 }
 
 KdLosses kd_loss(const at::Tensor &student, const at::Tensor &teacher, const at::Tensor &labels,
@@ -50,34 +165,38 @@ KdLosses kd_loss(const at::Tensor &student, const at::Tensor &teacher, const at:
     return {losses(0), losses(1)};
 }
 
+namespace {
+std::array<float, kMaxObjectives> coefficients(const Direction &d) {
+    std::array<float, kMaxObjectives> c{};
+    for (int k = 0; k < d.count; k++) c[size_t(k)] = float(d.coeffs[size_t(k)]);
+    return c;
+}
+}  // namespace
+
 void sgd_update(at::Tensor &theta, at::Tensor &buf, const Direction &d, const SgdScalars &s) {
     check_cpu("sgd_update", "theta", theta);
-    auto p = flat_buffer(theta), mb = flat_buffer(buf), ga = flat_buffer(*d.grads[0]);
-    int status;
-    if (d.count == 2) {
-        auto gb = flat_buffer(*d.grads[1]);
-        status = selected_kernels().sgd_update2(ga, gb, float(d.coeffs[0]), float(d.coeffs[1]), p, mb, s.lr, s.weight_decay,
-                                   s.momentum, s.dampening, s.nesterov, s.first_step, p, mb);
-    } else {
-        status = selected_kernels().sgd_update1(ga, float(d.coeffs[0]), p, mb, s.lr, s.weight_decay, s.momentum, s.dampening,
-                                   s.nesterov, s.first_step, p, mb);
-    }
-    check_halide_status(status, "sgd_update");
+    auto p = flat_buffer(theta), mb = flat_buffer(buf);
+    GradientBuffers g = gradient_buffers("sgd_update", d.grads.data(), d.count);
+    const int status = with_count(d.count, [&](auto count) {
+        constexpr int N = decltype(count)::value;
+        return call_n(sgd_update_fn<N>(), std::make_index_sequence<N>{}, g, coefficients(d), p.raw_buffer(),
+                      mb.raw_buffer(), s.lr, s.weight_decay, s.momentum, s.dampening, s.nesterov, s.first_step,
+                      p.raw_buffer(), mb.raw_buffer());
+    });
+    check_halide_status(status, kernel_name("sgd_update", d.count).c_str());
 }
 
 void adamw_update(at::Tensor &theta, at::Tensor &m, at::Tensor &v, const Direction &d, const AdamWScalars &s) {
     check_cpu("adamw_update", "theta", theta);
-    auto p = flat_buffer(theta), bm = flat_buffer(m), bv = flat_buffer(v), ga = flat_buffer(*d.grads[0]);
-    int status;
-    if (d.count == 2) {
-        auto gb = flat_buffer(*d.grads[1]);
-        status = selected_kernels().adamw_update2(ga, gb, float(d.coeffs[0]), float(d.coeffs[1]), p, bm, bv, s.decay, s.beta1,
-                                     s.beta2, s.eps, s.step_size, s.sqrt_bias2, p, bm, bv);
-    } else {
-        status = selected_kernels().adamw_update1(ga, float(d.coeffs[0]), p, bm, bv, s.decay, s.beta1, s.beta2, s.eps,
-                                     s.step_size, s.sqrt_bias2, p, bm, bv);
-    }
-    check_halide_status(status, "adamw_update");
+    auto p = flat_buffer(theta), bm = flat_buffer(m), bv = flat_buffer(v);
+    GradientBuffers g = gradient_buffers("adamw_update", d.grads.data(), d.count);
+    const int status = with_count(d.count, [&](auto count) {
+        constexpr int N = decltype(count)::value;
+        return call_n(adamw_update_fn<N>(), std::make_index_sequence<N>{}, g, coefficients(d), p.raw_buffer(),
+                      bm.raw_buffer(), bv.raw_buffer(), s.decay, s.beta1, s.beta2, s.eps, s.step_size, s.sqrt_bias2,
+                      p.raw_buffer(), bm.raw_buffer(), bv.raw_buffer());
+    });
+    check_halide_status(status, kernel_name("adamw_update", d.count).c_str());
 }
 
 }  // namespace dtokd::detail::halide_backend

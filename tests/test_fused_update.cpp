@@ -7,12 +7,17 @@
 //   max |theta_ours - theta_ref| <= 1e-6 * max(1, max |theta_ref|)
 // i.e. a few float32 ulps of theta: the kernel's g differs from the reference's by
 // ~1 ulp per element, and lr times momentum-accumulated ulps of g stays well below that.
+// FusedUpdateN does the same for N = 1..8 raw gradients (dto_direction over N objectives,
+// g = clip sum_k pi_k g_k / L_k), with the same tolerance: the kernel's float sum of N
+// terms is within ~N ulps of g, still far below it after lr and 5 steps.
 #include <torch/torch.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <memory>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "kernels.h"
 
@@ -20,7 +25,7 @@ namespace {
 
 using dtokd::KernelBackend;
 
-enum class Optimizer { sgd, sgd_nesterov, sgd_no_momentum, adamw };
+enum class Optimizer { sgd, sgd_nesterov, sgd_no_momentum, adamw, sgd_dampening };
 enum class Gradients { dto, single };
 
 const char *name(Optimizer o) {
@@ -28,6 +33,7 @@ const char *name(Optimizer o) {
     case Optimizer::sgd: return "sgd";
     case Optimizer::sgd_nesterov: return "sgd_nesterov";
     case Optimizer::sgd_no_momentum: return "sgd_momentum0";
+    case Optimizer::sgd_dampening: return "sgd_dampening";
     case Optimizer::adamw: return "adamw";
     }
     return "?";
@@ -40,7 +46,7 @@ dtokd::SgdOptions sgd_options(Optimizer o) {
     dtokd::SgdOptions s;
     s.lr = 0.05;
     s.momentum = o == Optimizer::sgd_no_momentum ? 0.0 : 0.9;
-    s.dampening = 0.0;
+    s.dampening = o == Optimizer::sgd_dampening ? 0.3 : 0.0;
     s.weight_decay = 5e-4;
     s.nesterov = o == Optimizer::sgd_nesterov;
     return s;
@@ -158,3 +164,72 @@ INSTANTIATE_TEST_SUITE_P(Backend, FusedUpdateShapes, testing::Values(KernelBacke
                          [](const testing::TestParamInfo<KernelBackend> &info) {
                              return std::string(dtokd::to_string(info.param));
                          });
+
+// ---------------------------------------------------------------------------------
+// N = 1..8 raw gradients: the fused step forms g = clip sum_k pi_k g_k / L_k in registers.
+
+namespace {
+
+using ParamN = std::tuple<KernelBackend, int, int64_t, Optimizer>;  // back end, objectives, length, optimizer
+
+std::string param_name_n(const testing::TestParamInfo<ParamN> &info) {
+    const auto &[backend, objectives, n, optimizer] = info.param;
+    return std::string(dtokd::to_string(backend)) + "_" + std::to_string(objectives) + "objectives_N" +
+           std::to_string(n) + "_" + name(optimizer);
+}
+
+class FusedUpdateN : public testing::TestWithParam<ParamN> {};
+
+}  // namespace
+
+TEST_P(FusedUpdateN, MatchesTorchOptimAfterFiveSteps) {
+    const auto &[backend, objectives, n, optimizer] = GetParam();
+    torch::manual_seed(n * 100 + objectives * 10 + int(optimizer));
+
+    const at::Tensor theta0 = torch::randn({n});
+    at::Tensor theta = theta0.clone();
+    at::Tensor state1 = torch::zeros({n}), state2 = torch::zeros({n});
+    const at::Tensor reference = theta0.clone().requires_grad_(true);
+    const auto ref_optimizer = reference_optimizer(optimizer, reference);
+
+    for (int step = 1; step <= kSteps; step++) {
+        std::vector<at::Tensor> grads;
+        std::vector<const at::Tensor *> ptrs;
+        std::vector<double> pi, losses;
+        const at::Tensor weights = torch::rand({objectives}, torch::kDouble);
+        for (int k = 0; k < objectives; k++) {
+            grads.push_back(std::pow(2.0, k % 4 - 1) * torch::randn({n}));
+            pi.push_back(weights[k].item<double>() / weights.sum().item<double>());
+            losses.push_back(0.3 + 2.7 * torch::rand({1}).item<double>());
+        }
+        at::Tensor g = torch::zeros({n}, torch::kDouble);
+        for (int k = 0; k < objectives; k++) {
+            ptrs.push_back(&grads[size_t(k)]);
+            g += pi[size_t(k)] * grads[size_t(k)].to(torch::kDouble) / losses[size_t(k)];
+        }
+        g *= kClip;
+        const dtokd::Direction direction = dtokd::dto_direction(ptrs, pi, losses, kEps, kClip);
+        ASSERT_EQ(direction.count, objectives);
+        reference.mutable_grad() = g.to(torch::kFloat);
+        ref_optimizer->step();
+
+        if (optimizer == Optimizer::adamw)
+            dtokd::adamw_update(theta, state1, state2, direction, adamw_options(), step, backend);
+        else
+            dtokd::sgd_update(theta, state1, direction, sgd_options(optimizer), /*first_step=*/step == 1, backend);
+    }
+
+    const at::Tensor want = reference.detach();
+    const double max_ref = want.abs().max().item<double>();
+    const double err = (theta - want).abs().max().item<double>(), tol = 1e-6 * std::max(1.0, max_ref);
+    EXPECT_LE(err, tol) << "max |theta_ours - theta_ref| after " << kSteps << " steps";
+    EXPECT_GT((want - theta0).abs().max().item<double>(), 10 * tol);
+}
+
+INSTANTIATE_TEST_SUITE_P(BackendCountSizeOptimizer, FusedUpdateN,
+                         testing::Combine(testing::Values(KernelBackend::halide, KernelBackend::torch),
+                                          testing::Range(1, dtokd::kMaxObjectives + 1),
+                                          testing::Values<int64_t>(1, 17, 4099, 100003),
+                                          testing::Values(Optimizer::sgd, Optimizer::sgd_nesterov,
+                                                          Optimizer::sgd_dampening, Optimizer::adamw)),
+                         param_name_n);

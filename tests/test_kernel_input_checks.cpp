@@ -155,7 +155,7 @@ TEST_P(KernelInputChecks, SgdUpdateRejectsAndLeavesStateUntouched) {
     expect_invalid_argument(
         [&] { dtokd::sgd_update(theta, buf, dtokd::dto_direction(g3, g4, 0.5, 0.5, 1, 1, 1e-8), options, true,
                                 backend()); },
-        {"gradient b", "[3]", "[4]"});
+        {"gradient 1", "[3]", "[4]"});
     at::Tensor buf4 = torch::zeros({4});
     expect_invalid_argument(
         [&] { dtokd::sgd_update(theta, buf4, dtokd::single_direction(g3), options, true, backend()); },
@@ -163,7 +163,7 @@ TEST_P(KernelInputChecks, SgdUpdateRejectsAndLeavesStateUntouched) {
     const at::Tensor g3_double = torch::randn({3}, torch::kDouble);
     expect_invalid_argument(
         [&] { dtokd::sgd_update(theta, buf, dtokd::single_direction(g3_double), options, true, backend()); },
-        {"gradient a", "float32"});
+        {"gradient 0", "float32"});
     dtokd::SgdOptions nesterov_without_momentum;
     nesterov_without_momentum.nesterov = true;
     nesterov_without_momentum.momentum = 0;
@@ -172,7 +172,8 @@ TEST_P(KernelInputChecks, SgdUpdateRejectsAndLeavesStateUntouched) {
                                 backend()); },
         {"nesterov", "momentum > 0"});
     expect_invalid_argument(
-        [&] { dtokd::sgd_update(theta, buf, dtokd::Direction{}, options, true, backend()); }, {"1..8"});
+        [&] { dtokd::sgd_update(theta, buf, dtokd::Direction{}, options, true, backend()); },
+        {"0 gradients", "expected 1..8"});
     expect_invalid_argument(
         [&] { dtokd::sgd_update(theta, buf, dtokd::single_direction(g3, INFINITY), options, true, backend()); },
         {"coefficient", "finite"});
@@ -204,6 +205,69 @@ TEST_P(KernelInputChecks, AdamWUpdateRejectsAndLeavesStateUntouched) {
     EXPECT_TRUE(theta.equal(theta0));
     EXPECT_TRUE(m.equal(m0));
     EXPECT_TRUE(v.equal(v0));
+}
+
+// The N-gradient Gram and directions: 1..kMaxObjectives gradients of one length, none null.
+TEST_P(KernelInputChecks, GramNBadCounts) {
+    const at::Tensor g = torch::randn({5});
+    expect_invalid_argument([&] { dtokd::log_gram({}, {}, 1e-8, backend()); },
+                            {"log_gram", "0 gradients", "expected 1..8"});
+    const std::vector<const at::Tensor *> nine(9, &g);
+    expect_invalid_argument([&] { dtokd::log_gram(nine, std::vector<double>(9, 1.0), 1e-8, backend()); },
+                            {"log_gram", "9 gradients", "expected 1..8"});
+    expect_invalid_argument([&] { dtokd::log_gram({&g, &g, &g}, {1.0, 1.0}, 1e-8, backend()); },
+                            {"log_gram", "2 losses for 3 gradients", "one per gradient"});
+}
+
+TEST_P(KernelInputChecks, GramNMismatchedLengthsAndNull) {
+    const at::Tensor g5 = torch::randn({5}), g4 = torch::randn({4});
+    expect_invalid_argument([&] { dtokd::log_gram({&g5, &g5, &g5, &g4}, {1, 1, 1, 1}, 1e-8, backend()); },
+                            {"log_gram", "gradient 0", "[5]", "gradient 3", "[4]", "same number of elements"});
+    expect_invalid_argument([&] { dtokd::log_gram({&g5, nullptr, &g5}, {1, 1, 1}, 1e-8, backend()); },
+                            {"log_gram", "gradient 1", "missing"});
+    expect_invalid_argument([&] { dtokd::log_gram({&g5, &g5}, {1.0, NAN}, 1e-8, backend()); },
+                            {"log_gram", "loss 1", "finite"});
+}
+
+TEST_P(KernelInputChecks, DirectionNBadCountsMismatchedLengthsAndNull) {
+    at::Tensor theta = torch::randn({5}), buf = torch::randn({5}), m = torch::zeros({5}), v = torch::zeros({5});
+    const at::Tensor theta0 = theta.clone(), buf0 = buf.clone();
+    const at::Tensor g5 = torch::randn({5}), g4 = torch::randn({4});
+    const dtokd::SgdOptions sgd;
+    const dtokd::AdamWOptions adamw;
+    auto direction = [](std::vector<const at::Tensor *> grads) {
+        dtokd::Direction d;
+        d.count = int(grads.size());
+        for (size_t k = 0; k < grads.size() && k < d.grads.size(); k++) {
+            d.grads[k] = grads[k];
+            d.coeffs[k] = 0.5;
+        }
+        return d;
+    };
+    dtokd::Direction nine = direction(std::vector<const at::Tensor *>(8, &g5));
+    nine.count = 9;
+    for (const auto &[d, substrings] : std::vector<std::pair<dtokd::Direction, std::vector<std::string>>>{
+             {dtokd::Direction{}, {"0 gradients", "expected 1..8"}},
+             {nine, {"9 gradients", "expected 1..8"}},
+             {direction({&g5, &g5, &g5, &g5, &g4}), {"theta", "[5]", "gradient 4", "[4]"}},
+             {direction({&g5, &g5, nullptr}), {"gradient 2", "missing"}}}) {
+        std::vector<std::string> sgd_expect = substrings, adamw_expect = substrings;
+        sgd_expect.push_back("sgd_update");
+        adamw_expect.push_back("adamw_update");
+        expect_invalid_argument([&] { dtokd::sgd_update(theta, buf, d, sgd, true, backend()); }, sgd_expect);
+        expect_invalid_argument([&] { dtokd::adamw_update(theta, m, v, d, adamw, 1, backend()); }, adamw_expect);
+    }
+    expect_invalid_argument([&] { dtokd::dto_direction({&g5, &g5}, {0.5}, {1.0, 1.0}, 1e-8); },
+                            {"dto_direction", "2 gradients, 1 weights, 2 losses"});
+    expect_invalid_argument(
+        [&] {
+            dtokd::dto_direction(std::vector<const at::Tensor *>(9, &g5), std::vector<double>(9, 0.1),
+                                 std::vector<double>(9, 1.0), 1e-8);
+        },
+        {"dto_direction", "9 gradients", "expected 1..8"});
+    EXPECT_TRUE(theta.equal(theta0));
+    EXPECT_TRUE(buf.equal(buf0));
+    EXPECT_TRUE(m.equal(torch::zeros({5})));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backend, KernelInputChecks, testing::Values(KernelBackend::halide, KernelBackend::torch),

@@ -5,6 +5,9 @@
 // float accumulation error would show); 100003 = 6 full Halide chunks of 16384 plus a
 // tail, fewer chunks than one parallel task of the chunk sums. The 5e7 cases allocate
 // 400 MB and run one test per back end (random normal data) to keep the suite short.
+// The N-gradient Gram (N = 1..8 objectives, GramN below) is checked the same way, entry
+// by entry, at lengths 1..100003 for every N, and at 5e7 for N = 3 (600 MB) and N = 8
+// (1.6 GB, halide back end only, the kernel with the most accumulators).
 #include <torch/torch.h>
 #include <gtest/gtest.h>
 
@@ -13,6 +16,7 @@
 #include <sstream>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "kernels.h"
 
@@ -171,6 +175,195 @@ TEST_P(LogGramScaling, AnyShapeIsFlattened) {
 
 INSTANTIATE_TEST_SUITE_P(Backend, LogGramScaling,
                          testing::Values(KernelBackend::halide, KernelBackend::torch),
+                         [](const testing::TestParamInfo<KernelBackend> &info) {
+                             return std::string(dtokd::to_string(info.param));
+                         });
+
+// ---------------------------------------------------------------------------------
+// The N x N Gram of N = 1..8 gradients: G(k, l) = <g_k, g_l> / (L_k L_l).
+
+namespace {
+
+using dtokd::GramMatrix;
+
+// Losses spread over two decades, one below eps's floor case left out (see ZeroLossUsesEps).
+double loss_of(int k) { return 0.05 * std::pow(1.9, k) + 0.01 * k; }
+
+// The reference: every pair's dot product in double over the float32 values, then the scaling.
+std::vector<std::vector<double>> reference_gram(const std::vector<at::Tensor> &g, const std::vector<double> &losses,
+                                                double eps) {
+    constexpr int kMax = dtokd::kMaxObjectives;
+    const int n = int(g.size());
+    const int64_t len = g[0].numel();
+    const float *p[kMax] = {};
+    for (int k = 0; k < n; k++) p[k] = g[size_t(k)].data_ptr<float>();
+    double acc[kMax][kMax] = {}, x[kMax] = {};
+    for (int64_t i = 0; i < len; i++) {
+        for (int k = 0; k < n; k++) x[k] = p[k][i];
+        for (int k = 0; k < n; k++)
+            for (int l = k; l < n; l++) acc[k][l] += x[k] * x[l];
+    }
+    std::vector<std::vector<double>> sum(size_t(n), std::vector<double>(size_t(n), 0.0));
+    for (int k = 0; k < n; k++)
+        for (int l = k; l < n; l++)
+            sum[size_t(k)][size_t(l)] = sum[size_t(l)][size_t(k)] =
+                acc[k][l] / (std::max(losses[size_t(k)], eps) * std::max(losses[size_t(l)], eps));
+    return sum;
+}
+
+// Diagonal: relative error <= 1e-5. Off the diagonal: |err| <= 1e-5 * sqrt(G_kk G_ll), the
+// cosine scale, as g12 above (a dot product's rounding error scales with ||g_k|| ||g_l||).
+// Entries outside the N x N block stay 0; the matrix is exactly symmetric.
+void expect_gram_near(const GramMatrix &got, const std::vector<std::vector<double>> &want,
+                      const std::string &context) {
+    const int n = int(want.size());
+    ASSERT_EQ(got.n, n) << context;
+    const double tol = 1e-5;
+    for (int k = 0; k < n; k++)
+        for (int l = 0; l < n; l++) {
+            const double bound = k == l ? tol * std::abs(want[size_t(k)][size_t(k)])
+                                        : tol * std::sqrt(want[size_t(k)][size_t(k)] * want[size_t(l)][size_t(l)]);
+            EXPECT_LE(std::abs(got(k, l) - want[size_t(k)][size_t(l)]), bound)
+                << context << ": G(" << k << ", " << l << ") " << got(k, l) << " vs reference "
+                << want[size_t(k)][size_t(l)];
+            EXPECT_EQ(got(k, l), got(l, k)) << context << ": G(" << k << ", " << l << ") not symmetric";
+        }
+    for (int k = 0; k < dtokd::kMaxObjectives; k++)
+        for (int l = 0; l < dtokd::kMaxObjectives; l++)
+            if (k >= n || l >= n) {
+                EXPECT_EQ(got(k, l), 0.0) << context << ": G(" << k << ", " << l << ") outside";
+            }
+}
+
+// N correlated gradients of different scales: g_k = s_k (c_k common + noise_k).
+std::vector<at::Tensor> correlated_gradients(int objectives, int64_t len) {
+    const at::Tensor common = torch::randn({len});
+    std::vector<at::Tensor> g;  // in place: no temporaries of the 5e7 cases
+    for (int k = 0; k < objectives; k++)
+        g.push_back(torch::randn({len}).add_(common, 0.3 * k - 0.9).mul_(std::pow(3.0, k % 3 - 1)));
+    return g;
+}
+
+using ParamN = std::tuple<KernelBackend, int, int64_t>;  // back end, objectives, length
+
+std::string param_name_n(const testing::TestParamInfo<ParamN> &info) {
+    const auto &[backend, objectives, len] = info.param;
+    return std::string(dtokd::to_string(backend)) + "_" + std::to_string(objectives) + "objectives_len" +
+           std::to_string(len);
+}
+
+class GramN : public testing::TestWithParam<ParamN> {
+protected:
+    KernelBackend backend() const { return std::get<0>(GetParam()); }
+    int objectives() const { return std::get<1>(GetParam()); }
+    int64_t len() const { return std::get<2>(GetParam()); }
+    std::string context() const { return param_name_n({GetParam(), 0}); }
+
+    void check(const std::vector<at::Tensor> &g, const std::string &what) const {
+        std::vector<const at::Tensor *> ptrs;
+        std::vector<double> losses;
+        for (size_t k = 0; k < g.size(); k++) {
+            ptrs.push_back(&g[k]);
+            losses.push_back(loss_of(int(k)));
+        }
+        const GramMatrix got = dtokd::log_gram(ptrs, losses, kEps, backend());
+        expect_gram_near(got, reference_gram(g, losses, kEps), context() + " " + what);
+    }
+};
+
+class GramNData : public GramN {};
+
+}  // namespace
+
+TEST_P(GramN, CorrelatedGradients) {
+    torch::manual_seed(5000 + 10 * objectives() + len());
+    check(correlated_gradients(objectives(), len()), "correlated");
+}
+
+TEST_P(GramNData, MixedMagnitudes) {
+    torch::manual_seed(6000 + 10 * objectives() + len());
+    std::vector<at::Tensor> g;
+    for (int k = 0; k < objectives(); k++) g.push_back(mixed_magnitudes(len()));
+    check(g, "mixed magnitudes");
+}
+
+// The same tensor in every slot: every entry is <g,g>/(L_k L_l), the cosine-1 case.
+TEST_P(GramNData, SameTensorInEverySlot) {
+    torch::manual_seed(7000 + 10 * objectives() + len());
+    const at::Tensor a = torch::randn({len()});
+    check(std::vector<at::Tensor>(size_t(objectives()), a), "same tensor");
+}
+
+INSTANTIATE_TEST_SUITE_P(BackendByCountBySize, GramN,
+                         testing::Combine(testing::Values(KernelBackend::halide, KernelBackend::torch),
+                                          testing::Range(1, dtokd::kMaxObjectives + 1),
+                                          testing::Values<int64_t>(1, 3, 17, 1023, 4099, 100003)),
+                         param_name_n);
+INSTANTIATE_TEST_SUITE_P(BackendByCountBySize, GramNData,
+                         testing::Combine(testing::Values(KernelBackend::halide, KernelBackend::torch),
+                                          testing::Range(1, dtokd::kMaxObjectives + 1),
+                                          testing::Values<int64_t>(1, 33, 16385)),
+                         param_name_n);
+// 5e7: N = 3 on both back ends; N = 8 (36 accumulators) on the Halide kernel only, the torch
+// back end's 36 chunked dot products per 2^14 elements being the slow reference path.
+INSTANTIATE_TEST_SUITE_P(Large, GramN,
+                         testing::Values(ParamN{KernelBackend::halide, 3, kLargeN},
+                                         ParamN{KernelBackend::torch, 3, kLargeN},
+                                         ParamN{KernelBackend::halide, 8, kLargeN}),
+                         param_name_n);
+
+namespace {
+class GramNBackend : public testing::TestWithParam<KernelBackend> {};
+}  // namespace
+
+// N = 2 through the N-gradient API is the exact policy's two-gradient Gram: at losses 1 the
+// two give the same doubles (the same kernel, dtokd_log_gram, on the halide back end).
+TEST_P(GramNBackend, TwoGradientsMatchTheTwoGradientKernel) {
+    torch::manual_seed(8);
+    for (int64_t len : {1, 4099, 100003}) {
+        const at::Tensor a = torch::randn({len}), b = torch::randn({len}) + 0.3 * a;
+        const GramMatrix got = dtokd::log_gram({&a, &b}, {1.0, 1.0}, kEps, GetParam());
+        const Gram want = dtokd::log_gram(a, b, 1.0, 1.0, kEps, GetParam());
+        EXPECT_EQ(got(0, 0), want.g11) << len;
+        EXPECT_EQ(got(0, 1), want.g12) << len;
+        EXPECT_EQ(got(1, 0), want.g12) << len;
+        EXPECT_EQ(got(1, 1), want.g22) << len;
+    }
+}
+
+// Reordering the gradients permutes the matrix: each pair lands on its own entry.
+TEST_P(GramNBackend, PermutedGradientsPermuteTheMatrix) {
+    torch::manual_seed(9);
+    const std::vector<at::Tensor> g = correlated_gradients(dtokd::kMaxObjectives, 4099);
+    const int order[] = {5, 2, 7, 0, 3, 6, 1, 4};
+    std::vector<const at::Tensor *> ptrs, permuted;
+    std::vector<double> losses, permuted_losses;
+    for (int k = 0; k < dtokd::kMaxObjectives; k++) {
+        ptrs.push_back(&g[size_t(k)]);
+        losses.push_back(loss_of(k));
+        permuted.push_back(&g[size_t(order[k])]);
+        permuted_losses.push_back(loss_of(order[k]));
+    }
+    const GramMatrix a = dtokd::log_gram(ptrs, losses, kEps, GetParam());
+    const GramMatrix b = dtokd::log_gram(permuted, permuted_losses, kEps, GetParam());
+    for (int k = 0; k < dtokd::kMaxObjectives; k++)
+        for (int l = 0; l < dtokd::kMaxObjectives; l++)
+            EXPECT_NEAR(b(k, l), a(order[k], order[l]), 1e-5 * std::sqrt(a(order[k], order[k]) * a(order[l], order[l])))
+                << k << ", " << l;
+}
+
+// Losses at or below eps are replaced by eps, per gradient.
+TEST_P(GramNBackend, ZeroLossUsesEps) {
+    torch::manual_seed(10);
+    const std::vector<at::Tensor> g = correlated_gradients(4, 1023);
+    const std::vector<double> losses = {0.0, 2.5, -1.0, 1e-12};
+    const GramMatrix got = dtokd::log_gram({&g[0], &g[1], &g[2], &g[3]}, losses, kEps, GetParam());
+    for (int k = 0; k < 4; k++)
+        for (int l = 0; l < 4; l++) EXPECT_TRUE(std::isfinite(got(k, l))) << k << ", " << l;
+    expect_gram_near(got, reference_gram(g, losses, kEps), "losses 0, 2.5, -1, 1e-12");
+}
+
+INSTANTIATE_TEST_SUITE_P(Backend, GramNBackend, testing::Values(KernelBackend::halide, KernelBackend::torch),
                          [](const testing::TestParamInfo<KernelBackend> &info) {
                              return std::string(dtokd::to_string(info.param));
                          });

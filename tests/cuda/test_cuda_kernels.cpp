@@ -15,9 +15,13 @@
 #include "dtokd_adamw_update1_cuda.h"
 #include "dtokd_adamw_update2_cuda.h"
 #include "dtokd_kd_loss_cuda.h"
+#include "dtokd_log_gram1_cuda.h"
+#include "dtokd_log_gram3_cuda.h"
+#include "dtokd_log_gram8_cuda.h"
 #include "dtokd_log_gram_cuda.h"
 #include "dtokd_sgd_update1_cuda.h"
 #include "dtokd_sgd_update2_cuda.h"
+#include "dtokd_sgd_update8_cuda.h"
 
 namespace {
 
@@ -72,6 +76,46 @@ TEST_P(CudaGram, MatchesFloat64Reference) {
     EXPECT_NEAR(gram(1), ab / (double(ld) * lt), 1e-5 * std::sqrt(aa * bb) / (double(ld) * lt));
 }
 INSTANTIATE_TEST_SUITE_P(Sizes, CudaGram, ::testing::Values(1, 3, 17, 1023, 4099, 1 << 20, 50000000));
+
+// The N-gradient Gram (N = 1, 3, 8 of the 1..8 built): every upper-triangle entry
+// <g_k, g_l> / (L_k L_l) against a float64 loop; the same tolerances as CudaGram.
+class CudaGramN : public ::testing::TestWithParam<int> {};
+
+TEST_P(CudaGramN, MatchesFloat64Reference) {
+    SKIP_WITHOUT_CUDA();
+    const int n = GetParam();
+    std::vector<Buffer<float>> g;
+    float l[8];
+    for (int k = 0; k < 8; k++) {
+        g.push_back(random_buffer(n, 20 + k, 0.5f + k));
+        l[k] = 0.5f + 0.25f * k;
+    }
+    auto check = [&](int count, Buffer<double> &out) {
+        out.copy_to_host();
+        std::vector<double> diag(count);
+        for (int k = 0; k < count; k++)
+            for (int i = 0; i < n; i++) diag[k] += double(g[k](i)) * g[k](i);
+        int t = 0;
+        for (int k = 0; k < count; k++)
+            for (int m = k; m < count; m++, t++) {
+                double dot = 0;
+                for (int i = 0; i < n; i++) dot += double(g[k](i)) * g[m](i);
+                const double scale = double(l[k]) * l[m];
+                EXPECT_NEAR(out(t), dot / scale, 1e-5 * std::sqrt(diag[k] * diag[m]) / scale)
+                    << "N=" << count << " (" << k << ", " << m << ") length " << n;
+            }
+    };
+    Buffer<double> o1(1), o3(6), o8(36);
+    ASSERT_EQ(dtokd_log_gram1_cuda(g[0], l[0], 1e-8f, o1), 0);
+    ASSERT_EQ(dtokd_log_gram3_cuda(g[0], g[1], g[2], l[0], l[1], l[2], 1e-8f, o3), 0);
+    ASSERT_EQ(dtokd_log_gram8_cuda(g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], l[0], l[1], l[2], l[3], l[4], l[5],
+                                   l[6], l[7], 1e-8f, o8),
+              0);
+    check(1, o1);
+    check(3, o3);
+    check(8, o8);
+}
+INSTANTIATE_TEST_SUITE_P(Sizes, CudaGramN, ::testing::Values(1, 17, 4099, 1 << 20));
 
 TEST(CudaKdLoss, MatchesFloat64Reference) {
     SKIP_WITHOUT_CUDA();
@@ -149,6 +193,27 @@ TEST(CudaFusedUpdate, SgdAndAdamWMatchFloat64Reference) {
         worst_adam = std::max(worst_adam, std::abs(th(i) - p) / std::max(1.0, std::abs(p)));
     }
     EXPECT_LT(worst_adam, 1e-5);
+    // Eight gradients: g = sum_k c_k g_k formed on the device.
+    std::vector<Buffer<float>> gs;
+    float c[8];
+    for (int k = 0; k < 8; k++) {
+        gs.push_back(random_buffer(n, 30 + k));
+        c[k] = 0.1f * float(k) - 0.3f;
+    }
+    Buffer<float> theta8 = theta.copy(), buf8 = buf.copy();
+    ASSERT_EQ(dtokd_sgd_update8_cuda(gs[0], gs[1], gs[2], gs[3], gs[4], gs[5], gs[6], gs[7], c[0], c[1], c[2], c[3],
+                                     c[4], c[5], c[6], c[7], theta8, buf8, lr, wd, mu, 0.f, false, false, theta8, buf8),
+              0);
+    theta8.copy_to_host();
+    buf8.copy_to_host();
+    double worst8 = 0;
+    for (int i = 0; i < n; i++) {
+        double d = double(wd) * theta(i);
+        for (int k = 0; k < 8; k++) d += double(c[k]) * gs[k](i);
+        const double nb = double(mu) * buf(i) + d;
+        worst8 = std::max({worst8, std::abs(theta8(i) - (theta(i) - lr * nb)), std::abs(buf8(i) - nb)});
+    }
+    EXPECT_LT(worst8, 1e-5);
     // The remaining variants run and keep sizes (values checked above for their twins).
     Buffer<float> t1 = theta.copy(), s1 = buf.copy(), t3 = theta.copy(), m3 = m.copy(), v3 = v.copy();
     EXPECT_EQ(dtokd_sgd_update1_cuda(a, ca, t1, s1, lr, wd, mu, 0.f, true, true, t1, s1), 0);
