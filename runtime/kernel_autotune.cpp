@@ -91,13 +91,25 @@ Case make_case(const std::string &kernel, int64_t n, int64_t batch, int64_t clas
 
     // The Direction is made inside each closure: it points at the closure's own tensors.
     const bool two = kernel.back() == '2';
+    const auto direction = [two](const at::Tensor &first, const at::Tensor &second) {
+        Direction d;  // 0.3 a (+ 0.2 b for the two-gradient variants)
+        d.grads[0] = &first;
+        d.coeffs[0] = 0.3;
+        d.count = 1;
+        if (two) {
+            d.grads[1] = &second;
+            d.coeffs[1] = 0.2;
+            d.count = 2;
+        }
+        return d;
+    };
     at::Tensor theta = at::randn({n}, opts);
     if (kernel.rfind("sgd_update", 0) == 0) {
         at::Tensor buf = at::zeros({n}, opts);
         const SgdScalars s{/*lr=*/1e-3f, /*momentum=*/0.9f, /*dampening=*/0.f, /*weight_decay=*/5e-4f,
                            /*nesterov=*/false, /*first_step=*/false};
         return {label, [=]() mutable {
-                    Direction dir{&a, 0.3, two ? &b : nullptr, 0.2};
+                    const Direction dir = direction(a, b);
                     hb::sgd_update(theta, buf, dir, s);
                 }};
     }
@@ -105,7 +117,7 @@ Case make_case(const std::string &kernel, int64_t n, int64_t batch, int64_t clas
     const AdamWScalars s{/*decay=*/1.f - 1e-5f, /*beta1=*/0.9f, /*beta2=*/0.999f, /*eps=*/1e-8f,
                          /*step_size=*/1e-3f, /*sqrt_bias2=*/0.03f};
     return {label, [=]() mutable {
-                Direction dir{&a, 0.3, two ? &b : nullptr, 0.2};
+                const Direction dir = direction(a, b);
                 hb::adamw_update(theta, m, v, dir, s);
             }};
 }
