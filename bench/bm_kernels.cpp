@@ -338,8 +338,8 @@ void bm_sgd_update(benchmark::State &state, int64_t n, KernelBackend backend) {
 // torch::optim::SGD on a parameter whose .grad is the combined direction; forming
 // it (a*ca + b*cb into a preallocated grad) is timed, as the fused kernel does it.
 void form_direction(at::Tensor &grad, const dtokd::Direction &d) {
-    at::mul_out(grad, *d.a, d.coeff_a);
-    grad.add_(*d.b, d.coeff_b);
+    at::mul_out(grad, *d.grads[0], d.coeffs[0]);
+    for (int k = 1; k < d.count; k++) grad.add_(*d.grads[k], d.coeffs[k]);
 }
 
 void bm_sgd_update_torch_optim(benchmark::State &state, int64_t n) {
