@@ -21,12 +21,22 @@ struct FeatureRequest {
 };
 
 // What one forward returns. Empty vectors / undefined tensors for what was not requested.
+// Each family's header states its taps; as in mdistiller, the stem entry of preact_feats
+// is f0 itself, and wide ResNets / MobileNetV2 follow their reference's own convention.
 struct ModelOutputs {
     torch::Tensor logits;                     // [B, classes]
     std::vector<torch::Tensor> feats;         // f0 (stem, where there is one), f1..fS, post-ReLU
     std::vector<torch::Tensor> preact_feats;  // the same list before the last ReLU of each
     torch::Tensor pooled;                     // [B, D]
 };
+
+// Appends one stage's taps to `out`, each only when `request` asks for it (so a
+// logit-only forward holds no extra reference). Every family's forward_features uses it.
+inline void record_stage(ModelOutputs &out, const FeatureRequest &request, const torch::Tensor &feat,
+                         const torch::Tensor &preact) {
+    if (request.feats) out.feats.push_back(feat);
+    if (request.preact_feats) out.preact_feats.push_back(preact);
+}
 
 struct ClassifierImpl : torch::nn::Module {
     virtual torch::Tensor forward(torch::Tensor x) = 0;

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace dtokd {
 namespace {
@@ -79,6 +80,9 @@ nn::ModuleList make_stages(int64_t expansion, double width_mult) {
     return stages;
 }
 
+// The stages (0-based) whose outputs mdistiller taps as f1..f4.
+bool tapped_stage(size_t i) { return i == 1 || i == 2 || i == 4 || i == 6; }
+
 int64_t last_channels(double width_mult) { return width_mult > 1.0 ? scaled(1280, width_mult) : 1280; }
 
 }  // namespace
@@ -105,11 +109,23 @@ MobileNetV2CifarImpl::MobileNetV2CifarImpl(int64_t expansion, double width_mult,
 }
 
 torch::Tensor MobileNetV2CifarImpl::forward(torch::Tensor x) {
+    return forward_features(std::move(x), {}).logits;
+}
+
+ModelOutputs MobileNetV2CifarImpl::forward_features(torch::Tensor x, const FeatureRequest &request) {
+    ModelOutputs out;
     x = conv1->forward(x);
-    for (const auto &stage : *blocks) x = stage->as<nn::Sequential>()->forward(x);
+    record_stage(out, request, x, x);
+    size_t i = 0;
+    for (const auto &stage : *blocks) {
+        x = stage->as<nn::Sequential>()->forward(x);
+        if (tapped_stage(i++)) record_stage(out, request, x, x);  // linear bottleneck: no ReLU to undo
+    }
     x = conv2->forward(x);
     x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
-    return classifier->forward(x);
+    if (request.pooled) out.pooled = x;
+    out.logits = classifier->forward(x);
+    return out;
 }
 
 }  // namespace dtokd

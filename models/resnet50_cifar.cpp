@@ -4,6 +4,8 @@
 
 #include <torch/torch.h>
 
+#include <utility>
+
 namespace dtokd {
 namespace {
 
@@ -33,11 +35,13 @@ struct BottleneckImpl : nn::Module {
                                            nn::BatchNorm2d(kExpansion * planes)));
     }
 
-    torch::Tensor forward(torch::Tensor x) {
+    // `preact`, when given, receives the sum before the block's final ReLU.
+    torch::Tensor forward(const torch::Tensor &x, torch::Tensor *preact = nullptr) {
         torch::Tensor out = torch::relu(bn1(conv1(x)));
         out = torch::relu(bn2(conv2(out)));
-        out = bn3(conv3(out));
-        return torch::relu(out + (shortcut ? shortcut->forward(x) : x));
+        out = bn3(conv3(out)) + (shortcut ? shortcut->forward(x) : x);
+        if (preact) *preact = out;
+        return torch::relu(out);
     }
 
     nn::Conv2d conv1;
@@ -57,6 +61,13 @@ nn::Sequential make_stage(int64_t in_planes, int64_t planes, int64_t blocks, int
     return stage;
 }
 
+// The stage's blocks in order; `preact`, when given, receives the last block's pre-ReLU sum.
+torch::Tensor run_stage(nn::Sequential &stage, torch::Tensor x, torch::Tensor *preact) {
+    const size_t n = stage->size();
+    for (size_t i = 0; i < n; i++) x = stage->at<BottleneckImpl>(i).forward(x, i + 1 == n ? preact : nullptr);
+    return x;
+}
+
 }  // namespace
 
 ResNet50CifarImpl::ResNet50CifarImpl(int64_t in_channels, int64_t num_classes)
@@ -74,11 +85,22 @@ ResNet50CifarImpl::ResNet50CifarImpl(int64_t in_channels, int64_t num_classes)
             nn::init::kaiming_normal_(conv->weight, /*a=*/0.0, torch::kFanOut, torch::kReLU);
 }
 
-torch::Tensor ResNet50CifarImpl::forward(torch::Tensor x) {
+torch::Tensor ResNet50CifarImpl::forward(torch::Tensor x) { return forward_features(std::move(x), {}).logits; }
+
+ModelOutputs ResNet50CifarImpl::forward_features(torch::Tensor x, const FeatureRequest &request) {
+    ModelOutputs out;
     x = torch::relu(bn1(conv1(x)));
-    x = layer4->forward(layer3->forward(layer2->forward(layer1->forward(x))));
+    record_stage(out, request, x, x);  // mdistiller lists the post-ReLU stem in preact_feats too
+    torch::Tensor preact;
+    torch::Tensor *keep_preact = request.preact_feats ? &preact : nullptr;
+    for (nn::Sequential *stage : {&layer1, &layer2, &layer3, &layer4}) {
+        x = run_stage(*stage, std::move(x), keep_preact);
+        record_stage(out, request, x, preact);
+    }
     x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
-    return linear(x);
+    if (request.pooled) out.pooled = x;
+    out.logits = linear(x);
+    return out;
 }
 
 }  // namespace dtokd

@@ -2,6 +2,10 @@
 // channels (no max pool), four stages of Bottleneck blocks (3, 4, 6, 3; widths
 // 64..512, expansion 4), global average pool and one linear layer on 2048
 // features. Submodule names match RepDistiller's state_dict keys.
+// Feature taps (mdistiller models/cifar/resnetv2.py): feats = [f0 stem
+// conv-BN-ReLU, f1..f4 stage outputs after the last block's ReLU]; preact_feats =
+// [f0 itself, then each stage's last bn3(conv3) + shortcut before that ReLU];
+// pooled = the global average of f4, [B, 2048], what linear reads.
 #pragma once
 #include <torch/nn.h>
 
@@ -14,6 +18,7 @@ namespace dtokd {
 struct ResNet50CifarImpl : ClassifierImpl {
     ResNet50CifarImpl(int64_t in_channels, int64_t num_classes);
     torch::Tensor forward(torch::Tensor x) override;
+    ModelOutputs forward_features(torch::Tensor x, const FeatureRequest &request) override;
 
     torch::nn::Conv2d conv1;
     torch::nn::BatchNorm2d bn1;

@@ -7,6 +7,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace dtokd {
 namespace {
@@ -33,10 +34,14 @@ struct BasicBlockImpl : nn::Module {
                                nn::BatchNorm2d(planes)));
     }
 
-    torch::Tensor forward(torch::Tensor x) {
+    // `preact`, when given, receives the sum before the block's final ReLU. Without it the
+    // last line is the expression it always was (same temporaries, freed in the same order).
+    torch::Tensor forward(const torch::Tensor &x, torch::Tensor *preact = nullptr) {
         torch::Tensor out = torch::relu(bn1(conv1(x)));
         out = bn2(conv2(out));
-        return torch::relu(out + (downsample ? downsample->forward(x) : x));
+        if (!preact) return torch::relu(out + (downsample ? downsample->forward(x) : x));
+        *preact = out + (downsample ? downsample->forward(x) : x);
+        return torch::relu(*preact);
     }
 
     nn::Conv2d conv1;
@@ -52,6 +57,13 @@ nn::Sequential make_stage(int64_t in_planes, int64_t planes, int64_t blocks, int
     stage->push_back(BasicBlock(in_planes, planes, stride));
     for (int64_t i = 1; i < blocks; i++) stage->push_back(BasicBlock(planes, planes, /*stride=*/1));
     return stage;
+}
+
+// The stage's blocks in order; `preact`, when given, receives the last block's pre-ReLU sum.
+torch::Tensor run_stage(nn::Sequential &stage, torch::Tensor x, torch::Tensor *preact) {
+    const size_t n = stage->size();
+    for (size_t i = 0; i < n; i++) x = stage->at<BasicBlockImpl>(i).forward(x, i + 1 == n ? preact : nullptr);
+    return x;
 }
 
 int64_t blocks_per_stage(int64_t depth) {
@@ -79,11 +91,22 @@ ResNetCifarImpl::ResNetCifarImpl(int64_t depth, std::array<int64_t, 4> filters, 
             nn::init::kaiming_normal_(conv->weight, /*a=*/0.0, torch::kFanOut, torch::kReLU);
 }
 
-torch::Tensor ResNetCifarImpl::forward(torch::Tensor x) {
+torch::Tensor ResNetCifarImpl::forward(torch::Tensor x) { return forward_features(std::move(x), {}).logits; }
+
+ModelOutputs ResNetCifarImpl::forward_features(torch::Tensor x, const FeatureRequest &request) {
+    ModelOutputs out;
     x = torch::relu(bn1(conv1(x)));
-    x = layer3->forward(layer2->forward(layer1->forward(x)));
+    record_stage(out, request, x, x);  // mdistiller lists the post-ReLU stem in preact_feats too
+    torch::Tensor preact;
+    torch::Tensor *keep_preact = request.preact_feats ? &preact : nullptr;
+    for (nn::Sequential *stage : {&layer1, &layer2, &layer3}) {
+        x = run_stage(*stage, std::move(x), keep_preact);
+        record_stage(out, request, x, preact);
+    }
     x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
-    return fc(x);
+    if (request.pooled) out.pooled = x;
+    out.logits = fc(x);
+    return out;
 }
 
 }  // namespace dtokd

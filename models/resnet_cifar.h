@@ -3,6 +3,10 @@
 // and one linear layer. Submodule names match RepDistiller's state_dict keys,
 // so its checkpoints map one to one. The stem takes any channel count and the
 // global pool replaces AvgPool2d(8), so 28x28 inputs work too.
+// Feature taps (mdistiller models/cifar/resnet.py): feats = [f0 stem conv-BN-ReLU,
+// f1, f2, f3 stage outputs after the last block's ReLU]; preact_feats = [f0 itself,
+// then each stage's last bn2(conv2) + shortcut before that ReLU]; pooled = the global
+// average of f3, [B, filters[3]], what fc reads.
 #pragma once
 #include <torch/nn.h>
 
@@ -17,6 +21,7 @@ struct ResNetCifarImpl : ClassifierImpl {
     // `filters`: stem width, then the widths of the three stages.
     ResNetCifarImpl(int64_t depth, std::array<int64_t, 4> filters, int64_t in_channels, int64_t num_classes);
     torch::Tensor forward(torch::Tensor x) override;
+    ModelOutputs forward_features(torch::Tensor x, const FeatureRequest &request) override;
 
     torch::nn::Conv2d conv1;
     torch::nn::BatchNorm2d bn1;

@@ -7,6 +7,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace dtokd {
 namespace {
@@ -33,7 +34,8 @@ struct ShuffleUnitImpl : nn::Module {
                                                         .bias(false)))),
           bn3(register_module("bn3", nn::BatchNorm2d(out_planes))) {}
 
-    torch::Tensor forward(torch::Tensor x) {
+    // `preact`, when given, receives the unit's output before its final ReLU.
+    torch::Tensor forward(const torch::Tensor &x, torch::Tensor *preact = nullptr) {
         torch::Tensor out = torch::relu(bn1(conv1(x)));
         out = shuffle_channels(out, first_groups);
         out = torch::relu(bn2(conv2(out)));
@@ -41,9 +43,12 @@ struct ShuffleUnitImpl : nn::Module {
         if (stride == 2) {
             torch::Tensor shortcut =
                 torch::avg_pool2d(x, /*kernel_size=*/{3, 3}, /*stride=*/{2, 2}, /*padding=*/{1, 1});
-            return torch::relu(torch::cat({out, shortcut}, /*dim=*/1));
+            out = torch::cat({out, shortcut}, /*dim=*/1);
+        } else {
+            out = out + x;
         }
-        return torch::relu(out + x);
+        if (preact) *preact = out;
+        return torch::relu(out);
     }
 
     int64_t stride, first_groups;
@@ -70,6 +75,13 @@ nn::Sequential make_stage(int64_t in_planes, int64_t out_planes, int64_t units, 
     return stage;
 }
 
+// The stage's units in order; `preact`, when given, receives the last unit's pre-ReLU output.
+torch::Tensor run_stage(nn::Sequential &stage, torch::Tensor x, torch::Tensor *preact) {
+    const size_t n = stage->size();
+    for (size_t i = 0; i < n; i++) x = stage->at<ShuffleUnitImpl>(i).forward(x, i + 1 == n ? preact : nullptr);
+    return x;
+}
+
 }  // namespace
 
 torch::Tensor shuffle_channels(const torch::Tensor &x, int64_t groups) {
@@ -89,11 +101,22 @@ ShuffleNetV1Impl::ShuffleNetV1Impl(std::array<int64_t, 3> stage_widths, std::arr
     // RepDistiller keeps PyTorch's default initialisation for this family.
 }
 
-torch::Tensor ShuffleNetV1Impl::forward(torch::Tensor x) {
+torch::Tensor ShuffleNetV1Impl::forward(torch::Tensor x) { return forward_features(std::move(x), {}).logits; }
+
+ModelOutputs ShuffleNetV1Impl::forward_features(torch::Tensor x, const FeatureRequest &request) {
+    ModelOutputs out;
     x = torch::relu(bn1(conv1(x)));
-    x = layer3->forward(layer2->forward(layer1->forward(x)));
+    record_stage(out, request, x, x);  // mdistiller lists the post-ReLU stem in preact_feats too
+    torch::Tensor preact;
+    torch::Tensor *keep_preact = request.preact_feats ? &preact : nullptr;
+    for (nn::Sequential *stage : {&layer1, &layer2, &layer3}) {
+        x = run_stage(*stage, std::move(x), keep_preact);
+        record_stage(out, request, x, preact);
+    }
     x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
-    return linear(x);
+    if (request.pooled) out.pooled = x;
+    out.logits = linear(x);
+    return out;
 }
 
 }  // namespace dtokd

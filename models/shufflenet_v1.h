@@ -4,6 +4,11 @@
 // average-pooled shortcut, global average pool and one linear layer.
 // Submodule names match RepDistiller's state_dict keys. The global pool replaces
 // avg_pool2d(4), so 28x28 inputs work too.
+// Feature taps (mdistiller models/cifar/ShuffleNetv1.py): feats = [f0 stem
+// conv-BN-ReLU, f1, f2, f3 stage outputs after the last unit's ReLU]; preact_feats =
+// [f0 itself, then each stage's last unit before that ReLU: bn3(conv3) + input, or
+// its concatenation with the pooled shortcut when the stage has one unit]; pooled =
+// the global average of f3, [B, stage_widths[2]], what linear reads.
 #pragma once
 #include <torch/nn.h>
 
@@ -18,6 +23,7 @@ struct ShuffleNetV1Impl : ClassifierImpl {
     ShuffleNetV1Impl(std::array<int64_t, 3> stage_widths, std::array<int64_t, 3> stage_units, int64_t groups,
                      int64_t in_channels, int64_t num_classes);
     torch::Tensor forward(torch::Tensor x) override;
+    ModelOutputs forward_features(torch::Tensor x, const FeatureRequest &request) override;
 
     torch::nn::Conv2d conv1;
     torch::nn::BatchNorm2d bn1;

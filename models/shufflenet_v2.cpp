@@ -7,6 +7,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "shufflenet_v1.h"  // shuffle_channels
 
@@ -37,12 +38,15 @@ struct BasicUnitImpl : nn::Module {
           conv3(register_module("conv3", pointwise(half, half))),
           bn3(register_module("bn3", nn::BatchNorm2d(half))) {}
 
-    torch::Tensor forward(torch::Tensor x) {
+    // `preact`, when given, receives the output with the branch's final ReLU left off.
+    torch::Tensor forward(const torch::Tensor &x, torch::Tensor *preact = nullptr) {
         torch::Tensor kept = x.narrow(/*dim=*/1, /*start=*/0, /*length=*/half);
         torch::Tensor branch = x.narrow(/*dim=*/1, /*start=*/half, /*length=*/x.size(1) - half);
         branch = torch::relu(bn1(conv1(branch)));
         branch = bn2(conv2(branch));
-        branch = torch::relu(bn3(conv3(branch)));
+        branch = bn3(conv3(branch));
+        if (preact) *preact = shuffle_channels(torch::cat({kept, branch}, /*dim=*/1), /*groups=*/2);
+        branch = torch::relu(branch);
         return shuffle_channels(torch::cat({kept, branch}, /*dim=*/1), /*groups=*/2);
     }
 
@@ -69,10 +73,15 @@ struct DownUnitImpl : nn::Module {
           conv5(register_module("conv5", pointwise(out / 2, out / 2))),
           bn5(register_module("bn5", nn::BatchNorm2d(out / 2))) {}
 
-    torch::Tensor forward(torch::Tensor x) {
-        torch::Tensor left = torch::relu(bn2(conv2(bn1(conv1(x)))));
+    // `preact`, when given, receives the output with both branches' final ReLUs left off.
+    torch::Tensor forward(const torch::Tensor &x, torch::Tensor *preact = nullptr) {
+        torch::Tensor left = bn2(conv2(bn1(conv1(x))));
+        const torch::Tensor left_preact = preact ? left : torch::Tensor();
+        left = torch::relu(left);
         torch::Tensor right = torch::relu(bn3(conv3(x)));
-        right = torch::relu(bn5(conv5(bn4(conv4(right)))));
+        right = bn5(conv5(bn4(conv4(right))));
+        if (preact) *preact = shuffle_channels(torch::cat({left_preact, right}, /*dim=*/1), /*groups=*/2);
+        right = torch::relu(right);
         return shuffle_channels(torch::cat({left, right}, /*dim=*/1), /*groups=*/2);
     }
 
@@ -100,6 +109,14 @@ nn::Sequential make_stage(int64_t in, int64_t out, int64_t units) {
     return stage;
 }
 
+// One down unit, then basic units; `preact`, when given, receives the last unit's pre-ReLU output.
+torch::Tensor run_stage(nn::Sequential &stage, torch::Tensor x, torch::Tensor *preact) {
+    const size_t n = stage->size();
+    x = stage->at<DownUnitImpl>(0).forward(x, n == 1 ? preact : nullptr);
+    for (size_t i = 1; i < n; i++) x = stage->at<BasicUnitImpl>(i).forward(x, i + 1 == n ? preact : nullptr);
+    return x;
+}
+
 }  // namespace
 
 ShuffleNetV2Impl::ShuffleNetV2Impl(std::array<int64_t, 4> widths, std::array<int64_t, 3> stage_units,
@@ -115,12 +132,23 @@ ShuffleNetV2Impl::ShuffleNetV2Impl(std::array<int64_t, 4> widths, std::array<int
     // RepDistiller keeps PyTorch's default initialisation for this family.
 }
 
-torch::Tensor ShuffleNetV2Impl::forward(torch::Tensor x) {
+torch::Tensor ShuffleNetV2Impl::forward(torch::Tensor x) { return forward_features(std::move(x), {}).logits; }
+
+ModelOutputs ShuffleNetV2Impl::forward_features(torch::Tensor x, const FeatureRequest &request) {
+    ModelOutputs out;
     x = torch::relu(bn1(conv1(x)));
-    x = layer3->forward(layer2->forward(layer1->forward(x)));
+    record_stage(out, request, x, x);  // mdistiller lists the post-ReLU stem in preact_feats too
+    torch::Tensor preact;
+    torch::Tensor *keep_preact = request.preact_feats ? &preact : nullptr;
+    for (nn::Sequential *stage : {&layer1, &layer2, &layer3}) {
+        x = run_stage(*stage, std::move(x), keep_preact);
+        record_stage(out, request, x, preact);
+    }
     x = torch::relu(bn2(conv2(x)));
     x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
-    return linear(x);
+    if (request.pooled) out.pooled = x;
+    out.logits = linear(x);
+    return out;
 }
 
 }  // namespace dtokd

@@ -4,6 +4,13 @@
 // (channel split, branch, concat, shuffle), a 1x1 head conv, global average pool
 // and one linear layer. Submodule names match RepDistiller's state_dict keys.
 // The global pool replaces avg_pool2d(4), so 28x28 inputs work too.
+// Feature taps (mdistiller models/cifar/ShuffleNetv2.py): feats = [f0 stem
+// conv-BN-ReLU, f1, f2, f3 stage outputs]; preact_feats = [f0 itself, then each
+// stage's last unit with its final ReLUs left off]. One deviation: mdistiller's
+// fi_pre is the concatenation before the channel shuffle; here it is shuffled like
+// fi, so feats and preact_feats share one channel order and relu(fi_pre) == fi.
+// pooled = the global average of the head relu(bn2(conv2(f3))), [B, widths[3]],
+// what linear reads.
 #pragma once
 #include <torch/nn.h>
 
@@ -19,6 +26,7 @@ struct ShuffleNetV2Impl : ClassifierImpl {
     ShuffleNetV2Impl(std::array<int64_t, 4> widths, std::array<int64_t, 3> stage_units, int64_t in_channels,
                      int64_t num_classes);
     torch::Tensor forward(torch::Tensor x) override;
+    ModelOutputs forward_features(torch::Tensor x, const FeatureRequest &request) override;
 
     torch::nn::Conv2d conv1;
     torch::nn::BatchNorm2d bn1;

@@ -3,6 +3,14 @@
 // at 28x28), so 32x32 inputs work too.
 //   cnn_small (fast student):  8 -> 16 channels, linear(16*7*7 -> classes).
 //   cnn_large (teacher):      32 -> 64 channels, linear(64*7*7 -> 128)-ReLU-dropout(0.25), linear(128 -> classes).
+// Feature taps (our convention; the reference code has no such model): no stem, so
+// feats = [f1, f2], each stage's conv-BN-ReLU output before its max pool (as VGG's
+// fi are taken before the pool), [B, 8|32, H, W] and [B, 16|64, H/2, W/2];
+// preact_feats = the same stages' BN outputs before the ReLU, so relu(preact) == feat.
+// pooled = the per-sample embedding the last linear layer reads: for cnn_small the
+// flattened 7x7 grid, [B, 16*7*7]; for cnn_large the hidden ReLU(fc1) before the
+// dropout, [B, 128] (dropout is a training-time mask on the classifier, not part of
+// the embedding; in eval mode it is exactly what fc2 reads).
 #pragma once
 #include <torch/nn.h>
 
@@ -15,6 +23,7 @@ namespace dtokd {
 struct CnnSmallImpl : ClassifierImpl {
     CnnSmallImpl(int64_t in_channels, int64_t num_classes);
     torch::Tensor forward(torch::Tensor x) override;
+    ModelOutputs forward_features(torch::Tensor x, const FeatureRequest &request) override;
 
     torch::nn::Conv2d conv1;
     torch::nn::BatchNorm2d bn1;
@@ -27,6 +36,7 @@ TORCH_MODULE(CnnSmall);
 struct CnnLargeImpl : ClassifierImpl {
     CnnLargeImpl(int64_t in_channels, int64_t num_classes);
     torch::Tensor forward(torch::Tensor x) override;
+    ModelOutputs forward_features(torch::Tensor x, const FeatureRequest &request) override;
 
     torch::nn::Conv2d conv1;
     torch::nn::BatchNorm2d bn1;

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace dtokd {
 namespace {
@@ -69,16 +70,25 @@ VggCifarImpl::VggCifarImpl(const std::vector<std::vector<int64_t>> &blocks, int6
     }
 }
 
-torch::Tensor VggCifarImpl::forward(torch::Tensor x) {
+torch::Tensor VggCifarImpl::forward(torch::Tensor x) { return forward_features(std::move(x), {}).logits; }
+
+ModelOutputs VggCifarImpl::forward_features(torch::Tensor x, const FeatureRequest &request) {
+    ModelOutputs out;
     const int64_t height = x.size(2);
-    x = max_pool(torch::relu(block0->forward(x)));
-    x = max_pool(torch::relu(block1->forward(x)));
-    x = max_pool(torch::relu(block2->forward(x)));
-    x = torch::relu(block3->forward(x));
-    if (height == 64) x = max_pool(x);
-    x = torch::relu(block4->forward(x));
+    x = torch::relu(block0->forward(x));
+    record_stage(out, request, x, x);  // mdistiller lists the post-ReLU f0 in preact_feats too
+    nn::Sequential *blocks[] = {&block1, &block2, &block3, &block4};
+    for (int i = 0; i < 4; i++) {
+        // Pools before blocks 1-3 always, before block 4 only for 64x64 inputs (RepDistiller's pool3).
+        if (i < 3 || height == 64) x = max_pool(x);
+        torch::Tensor preact = (*blocks[i])->forward(x);
+        x = torch::relu(preact);
+        record_stage(out, request, x, preact);
+    }
     x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
-    return classifier(x);
+    if (request.pooled) out.pooled = x;
+    out.logits = classifier(x);
+    return out;
 }
 
 }  // namespace dtokd

@@ -3,6 +3,10 @@
 // the first three (and the fourth only for 64x64 inputs), global average pool and
 // one linear layer on 512 features (the "FC layers removed" CIFAR variant).
 // Submodule names match RepDistiller's state_dict keys (block0.0, ..., classifier).
+// Feature taps (mdistiller models/cifar/vgg.py): feats = [f0..f4, each block's
+// output after its final ReLU, before the block's max pool]; preact_feats = [f0
+// itself, then blocks 1-4 before that ReLU]; pooled = the global average of f4,
+// [B, blocks[4].back()], what the classifier reads.
 #pragma once
 #include <torch/nn.h>
 
@@ -17,6 +21,7 @@ struct VggCifarImpl : ClassifierImpl {
     // `blocks`: the conv widths of each of the five blocks, e.g. {{64}, {128}, {256}, {512}, {512}} for vgg8.
     VggCifarImpl(const std::vector<std::vector<int64_t>> &blocks, int64_t in_channels, int64_t num_classes);
     torch::Tensor forward(torch::Tensor x) override;
+    ModelOutputs forward_features(torch::Tensor x, const FeatureRequest &request) override;
 
     torch::nn::Sequential block0, block1, block2, block3, block4;
     torch::nn::Linear classifier;

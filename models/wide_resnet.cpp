@@ -7,6 +7,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace dtokd {
 namespace {
@@ -30,8 +31,15 @@ struct PreActBlockImpl : nn::Module {
                 nn::Conv2d(nn::Conv2dOptions(in_planes, out_planes, /*kernel_size=*/1).stride(stride).bias(false)));
     }
 
-    torch::Tensor forward(torch::Tensor x) {
-        torch::Tensor act = torch::relu(bn1(x));
+    // `input_preact`, when given, receives bn1(x) (the pre-activation of the block's input).
+    torch::Tensor forward(const torch::Tensor &x, torch::Tensor *input_preact = nullptr) {
+        torch::Tensor act;
+        if (input_preact) {
+            *input_preact = bn1(x);
+            act = torch::relu(*input_preact);
+        } else {
+            act = torch::relu(bn1(x));  // no named temporary: inference frees it at once
+        }
         torch::Tensor out = conv2(torch::relu(bn2(conv1(act))));
         return (shortcut ? shortcut(act) : x) + out;
     }
@@ -57,6 +65,12 @@ WideResNetStageImpl::WideResNetStageImpl(int64_t blocks, int64_t in_planes, int6
     : layer(register_module("layer", nn::Sequential())) {
     layer->push_back(PreActBlock(in_planes, out_planes, stride));
     for (int64_t i = 1; i < blocks; i++) layer->push_back(PreActBlock(out_planes, out_planes, /*stride=*/1));
+}
+
+torch::Tensor WideResNetStageImpl::forward(torch::Tensor x, torch::Tensor *input_preact) {
+    const size_t n = layer->size();
+    for (size_t i = 0; i < n; i++) x = layer->at<PreActBlockImpl>(i).forward(x, i == 0 ? input_preact : nullptr);
+    return x;
 }
 
 WideResNetImpl::WideResNetImpl(int64_t depth, int64_t widen_factor, int64_t in_channels, int64_t num_classes)
@@ -85,11 +99,29 @@ WideResNetImpl::WideResNetImpl(int64_t depth, int64_t widen_factor, int64_t in_c
     }
 }
 
-torch::Tensor WideResNetImpl::forward(torch::Tensor x) {
-    x = block3(block2(block1(conv1(x))));
-    x = torch::relu(bn1(x));
-    x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
-    return fc(x);
+torch::Tensor WideResNetImpl::forward(torch::Tensor x) { return forward_features(std::move(x), {}).logits; }
+
+ModelOutputs WideResNetImpl::forward_features(torch::Tensor x, const FeatureRequest &request) {
+    ModelOutputs out;
+    x = conv1(x);
+    record_stage(out, request, x, x);  // mdistiller lists f0 in preact_feats too
+    x = block1(x);
+    if (request.feats) out.feats.push_back(x);
+    // A stage's pre-activation is the BN that follows it: the next stage's first bn1 ...
+    torch::Tensor preact;
+    torch::Tensor *keep_preact = request.preact_feats ? &preact : nullptr;
+    for (WideResNetStage *stage : {&block2, &block3}) {
+        x = (*stage)->forward(std::move(x), keep_preact);
+        if (request.preact_feats) out.preact_feats.push_back(preact);
+        if (request.feats) out.feats.push_back(x);
+    }
+    // ... and, for the last stage, the final bn1.
+    x = bn1(x);
+    if (request.preact_feats) out.preact_feats.push_back(x);
+    x = torch::adaptive_avg_pool2d(torch::relu(x), {1, 1}).flatten(1);
+    if (request.pooled) out.pooled = x;
+    out.logits = fc(x);
+    return out;
 }
 
 }  // namespace dtokd

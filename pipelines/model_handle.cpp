@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <stdexcept>
+#include <utility>
 
 #include "checkpoint.h"
 #include "model_factory.h"
@@ -14,10 +15,116 @@
 namespace dtokd {
 
 namespace {
+
 std::string shape_text(int c, int h, int w) {
     return std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w);
 }
+
+std::string taps_text(const FeatureRequest &taps) {
+    std::string out;
+    for (const auto &[on, name] : {std::pair{taps.feats, "feats"}, std::pair{taps.preact_feats, "preact_feats"},
+                                   std::pair{taps.pooled, "pooled"}})
+        if (on) out += (out.empty() ? "" : ", ") + std::string(name);
+    return out.empty() ? "none" : out;
+}
+
+void check_taps(const std::string &model, const FeatureRequest &gives, const FeatureRequest &request) {
+    const FeatureRequest missing{request.feats && !gives.feats, request.preact_feats && !gives.preact_feats,
+                                 request.pooled && !gives.pooled};
+    if (!missing.any()) return;
+    std::string message = model + " does not give the intermediate features " + taps_text(missing) +
+                          " (it gives: " + taps_text(gives) + ")";
+    if (model.rfind("torchscript:", 0) == 0)
+        message += "; a TorchScript teacher gives them by returning (logits, dict) with 'feats', "
+                   "'preact_feats' and 'pooled_feat' entries (README: TorchScript teachers)";
+    throw std::runtime_error(message);
+}
+
+// --- TorchScript teachers: the output forms read (README "TorchScript teachers").
+
+constexpr const char *kAcceptedForms =
+    "expected logits [B, classes], or a tuple (logits, dict) as mdistiller's models return, whose str-keyed "
+    "dict holds any of 'feats' (list of tensors [B, ...]), 'preact_feats' (list of tensors [B, ...]) and "
+    "'pooled_feat' or 'pooled' (tensor [B, D])";
+
+[[noreturn]] void bad_output(const std::string &path, const std::string &what) {
+    throw std::runtime_error(path + ": TorchScript teacher output " + what + "; " + kAcceptedForms);
+}
+
+std::string type_text(const c10::IValue &v) { return v.type()->annotation_str(); }
+
+std::vector<at::Tensor> tensor_list(const c10::IValue &v, const std::string &path, const std::string &key) {
+    const std::string wrong = "has '" + key + "' of type " + type_text(v) + ", not a non-empty list of tensors";
+    if (!v.isList()) bad_output(path, wrong);
+    std::vector<at::Tensor> out;
+    for (const c10::IValue &e : v.toListRef()) {
+        if (!e.isTensor()) bad_output(path, wrong);
+        out.push_back(e.toTensor());
+    }
+    if (out.empty()) bad_output(path, wrong);
+    return out;
+}
+
+// Logits alone, or (logits, dict) with every feature tap the dict holds.
+ModelOutputs read_script_output(const c10::IValue &out, const std::string &path) {
+    ModelOutputs result;
+    if (out.isTensor()) {
+        result.logits = out.toTensor();
+        return result;
+    }
+    if (!out.isTuple()) bad_output(path, "is " + type_text(out));
+    const auto &elements = out.toTupleRef().elements();
+    if (elements.size() != 2 || !elements[0].isTensor() || !elements[1].isGenericDict())
+        bad_output(path, "is " + type_text(out));
+    result.logits = elements[0].toTensor();
+    std::string keys;
+    for (const auto &entry : elements[1].toGenericDict()) {
+        if (!entry.key().isString()) bad_output(path, "is " + type_text(out) + " (a dict without str keys)");
+        const std::string key = entry.key().toStringRef();
+        keys += (keys.empty() ? "'" : ", '") + key + "'";
+        if (key == "feats") {
+            result.feats = tensor_list(entry.value(), path, key);
+        } else if (key == "preact_feats") {
+            result.preact_feats = tensor_list(entry.value(), path, key);
+        } else if (key == "pooled_feat" || key == "pooled") {
+            if (result.pooled.defined()) bad_output(path, "has both 'pooled_feat' and 'pooled'");
+            if (!entry.value().isTensor())
+                bad_output(path, "has '" + key + "' of type " + type_text(entry.value()) + ", not a tensor");
+            result.pooled = entry.value().toTensor();
+        }  // other keys are the model's own business
+    }
+    if (result.feats.empty() && result.preact_feats.empty() && !result.pooled.defined())
+        bad_output(path, "is (logits, dict) whose dict holds none of the feature keys (its keys: " +
+                             (keys.empty() ? std::string("none") : keys) + ")");
+    return result;
+}
+
+FeatureRequest taps_held(const ModelOutputs &out) {
+    return FeatureRequest{!out.feats.empty(), !out.preact_feats.empty(), out.pooled.defined()};
+}
+
+// The probe batch's features must be per-sample (batch first) and the two lists must pair up.
+void check_probe_features(const ModelOutputs &out, int64_t batch, const std::string &path) {
+    const auto check = [&](const at::Tensor &t, const std::string &what, bool flat) {
+        if (t.dim() < 2 || t.size(0) != batch || (flat && t.dim() != 2))
+            bad_output(path, "has " + what + " of shape " + c10::str(t.sizes()) + " for a batch of " +
+                                 std::to_string(batch) + " (features must be [" + std::to_string(batch) +
+                                 (flat ? ", D])" : ", ...])"));
+    };
+    for (size_t i = 0; i < out.feats.size(); i++) check(out.feats[i], "feats[" + std::to_string(i) + "]", false);
+    for (size_t i = 0; i < out.preact_feats.size(); i++)
+        check(out.preact_feats[i], "preact_feats[" + std::to_string(i) + "]", false);
+    if (out.pooled.defined()) check(out.pooled, "the pooled feature", true);
+    if (!out.feats.empty() && !out.preact_feats.empty() && out.feats.size() != out.preact_feats.size())
+        bad_output(path, "has " + std::to_string(out.feats.size()) + " 'feats' but " +
+                             std::to_string(out.preact_feats.size()) + " 'preact_feats' (one per stage in both)");
+}
+
 }  // namespace
+
+void check_gives_features(const ModelHandle &model, const FeatureRequest &request) {
+    check_taps(model.name, model.feature_taps, request);
+}
 
 ModelHandle build_model(const std::string &name, int in_channels, int height, int width, int num_classes) {
     std::shared_ptr<ClassifierImpl> model = make_model(name, in_channels, num_classes);
@@ -29,9 +136,11 @@ ModelHandle build_model(const std::string &name, int in_channels, int height, in
     h.num_classes = num_classes;
     h.module = model;
     h.forward = [model](const at::Tensor &x) { return model->forward(x); };
+    h.forward_features = [model](const at::Tensor &x, const FeatureRequest &request) {
+        return model->forward_features(x, request);
+    };
+    h.feature_taps = FeatureRequest{/*feats=*/true, /*preact_feats=*/true, /*pooled=*/true};  // every zoo family
     h.set_train = [model](bool on) { model->train(on); };
-    h.forward_features = [model](const at::Tensor &x, const FeatureRequest &r) { return model->forward_features(x, r); };
-    h.gives_features = true;
     return h;
 }
 
@@ -65,27 +174,38 @@ ModelHandle load_teacher(const std::string &path, int in_channels, int height, i
     h.height = height;
     h.width = width;
     h.num_classes = num_classes;
-    h.forward = [script](const at::Tensor &x) { return script->forward({x}).toTensor(); };
     h.set_train = [script](bool on) { script->train(on); };
-    h.forward_features = [script](const at::Tensor &x, const FeatureRequest &r) {
-        TORCH_CHECK(!r.any(), "this TorchScript teacher gives logits only");
-        ModelOutputs out;
-        out.logits = script->forward({x}).toTensor();
-        return out;
-    };
     // Probe the input/output contract before any training starts.
-    at::Tensor out;
+    constexpr int64_t kProbeBatch = 2;
+    c10::IValue probe;
     try {
         torch::NoGradGuard no_grad;
-        out = h.forward(torch::zeros({2, in_channels, height, width}));
+        probe = script->forward({torch::zeros({kProbeBatch, in_channels, height, width})});
     } catch (const std::exception &e) {
         throw std::runtime_error(path + ": TorchScript teacher does not accept " + shape_text(in_channels, height, width) +
                                  " inputs");
     }
-    if (out.dim() != 2 || out.size(0) != 2 || out.size(1) != num_classes)
-        throw std::runtime_error(path + ": TorchScript teacher outputs " + c10::str(out.sizes()) +
+    const ModelOutputs out = read_script_output(probe, path);
+    if (out.logits.dim() != 2 || out.logits.size(0) != kProbeBatch || out.logits.size(1) != num_classes)
+        throw std::runtime_error(path + ": TorchScript teacher outputs " + c10::str(out.logits.sizes()) +
                                  " for a batch of 2; expected [2, " + std::to_string(num_classes) + "] (the data has " +
                                  std::to_string(num_classes) + " classes)");
+    check_probe_features(out, kProbeBatch, path);
+    h.feature_taps = taps_held(out);
+
+    h.forward = [script, path](const at::Tensor &x) { return read_script_output(script->forward({x}), path).logits; };
+    const std::string name = h.name;
+    const FeatureRequest taps = h.feature_taps;
+    h.forward_features = [script, path, name, taps](const at::Tensor &x, const FeatureRequest &request) {
+        check_taps(name, taps, request);
+        ModelOutputs all = read_script_output(script->forward({x}), path);
+        ModelOutputs out;  // only the requested taps, as the zoo models return them
+        out.logits = std::move(all.logits);
+        if (request.feats) out.feats = std::move(all.feats);
+        if (request.preact_feats) out.preact_feats = std::move(all.preact_feats);
+        if (request.pooled) out.pooled = std::move(all.pooled);
+        return out;
+    };
     return h;
 }
 

@@ -1,5 +1,6 @@
 // A model the pipeline trains or distills from (a handle over the zoo module): the zoo module plus what a
-// checkpoint must record about it. Teachers may also be TorchScript files.
+// checkpoint must record about it. Teachers may also be TorchScript files, which return logits alone or
+// (logits, dict) with mdistiller's feature keys (README "TorchScript teachers").
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -8,11 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "classifier.h"
-
-namespace torch::nn {
-class Module;
-}
+#include "classifier.h"  // FeatureRequest, ModelOutputs (torch/nn/module.h, not torch/torch.h)
 
 namespace dtokd {
 
@@ -20,18 +17,29 @@ struct ModelHandle {
     std::string name;  // zoo name, or "torchscript:<file>"
     int in_channels = 0, height = 0, width = 0, num_classes = 0;
     std::shared_ptr<torch::nn::Module> module;  // null for TorchScript teachers
-    std::function<at::Tensor(const at::Tensor &)> forward;
-    std::function<void(bool)> set_train;  // train(true) / eval(false)
-    // One forward keeping the requested intermediate features (models/classifier.h).
+    std::function<at::Tensor(const at::Tensor &)> forward;  // logits
+    // The same one forward, also returning the requested intermediate features. Asking for a
+    // tap outside `feature_taps` is a std::runtime_error naming the model (check_gives_features).
     std::function<ModelOutputs(const at::Tensor &, const FeatureRequest &)> forward_features;
-    bool gives_features = false;  // false: logits only (forward_features serves empty requests)
+    // The taps forward_features can fill: all of them for zoo models and dtokd checkpoints; for
+    // a TorchScript file, what its output dict holds (none for a logits-only teacher).
+    FeatureRequest feature_taps;
+    bool gives_features() const { return feature_taps.any(); }
+    std::function<void(bool)> set_train;  // train(true) / eval(false)
 };
+
+// Throws a std::runtime_error naming `model` and the taps of `request` it does not give, so a
+// trainer can fail before training when an objective needs features the teacher lacks.
+void check_gives_features(const ModelHandle &model, const FeatureRequest &request);
 
 // A fresh zoo model (models/make_model); unknown names list the known ones.
 ModelHandle build_model(const std::string &name, int in_channels, int height, int width, int num_classes);
 
 // A teacher from a dtokd checkpoint or a TorchScript file (torch.jit.save).
-// Its input shape and class count are checked against the data (clear error before training).
+// Its input shape and class count are checked against the data (clear error before training),
+// and a TorchScript teacher's output form is read once on a probe batch (logits, or
+// (logits, dict) with 'feats' / 'preact_feats' lists and a 'pooled_feat' or 'pooled' tensor);
+// any other form is a std::runtime_error naming the file and the accepted forms.
 ModelHandle load_teacher(const std::string &path, int in_channels, int height, int width, int num_classes);
 
 }  // namespace dtokd

@@ -203,12 +203,16 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     const TapRequest student_taps = objectives->student_taps(), teacher_taps = objectives->teacher_taps();
     if (distill) {
         teacher = load_teacher(cfg.teacher, train.channels(), train.height(), train.width(), train.num_classes);
-        int reader = 0;
-        while (!objectives->at(reader).teacher_taps().any() && reader + 1 < objectives->size()) reader++;
-        if (teacher_taps.any() && !teacher.gives_features)
-            throw std::invalid_argument(cfg.teacher + ": objective '" + objectives->at(reader).name() +
-                                        "' reads teacher features, but this teacher gives logits only (a TorchScript "
-                                        "teacher must return (logits, features): README, Teachers)");
+        if (teacher_taps.any()) {
+            int reader = 0;  // the first objective that reads teacher features, for the message
+            while (!objectives->at(reader).teacher_taps().any() && reader + 1 < objectives->size()) reader++;
+            try {
+                check_gives_features(teacher, to_feature_request(teacher_taps));
+            } catch (const std::runtime_error &e) {
+                throw std::invalid_argument(cfg.teacher + ": objective '" + objectives->at(reader).name() +
+                                            "' reads teacher features: " + e.what());
+            }
+        }
     }
     {
         // One probe forward of each network builds the objectives' modules from the

@@ -379,3 +379,23 @@ TEST_F(DtokdCli, BadObjectivesFailBeforeTheRun) {
         EXPECT_FALSE(fs::exists(out + ".partial"));
     }
 }
+
+// Three objectives with a feature loss under exact DTO and under fixed weights: the
+// run completes, logs pi per objective, and stores fitnet's regressor in the checkpoint.
+TEST_F(DtokdCli, DistillsWithAFeatureObjective) {
+    ASSERT_TRAINED();
+    const std::string teacher = quoted(path("t/checkpoint.pt"));
+    for (const std::string method : {"dto", "dto-amortized", "sum"}) {
+        SCOPED_TRACE(method);
+        const std::string out = path("f-" + method);
+        const CliResult r = run_cli("distill " + common() + " --teacher " + teacher + " --method " + method +
+                                    " --objectives kd,ce,fitnet --out " + quoted(out));
+        ASSERT_EQ(r.code, 0) << r.output;
+        expect_complete_run(out, method);
+        const std::string metrics = slurp(out + "/metrics.jsonl");
+        for (const char *key : {"\"pi_kd\":", "\"pi_ce\":", "\"pi_fitnet\":", "\"loss_fitnet\":"})
+            EXPECT_TRUE(contains(metrics, key)) << key << " in " << metrics;
+        // The regressor's weights are in the checkpoint (LibTorch archives keep key names in plain text).
+        EXPECT_TRUE(contains(slurp(out + "/checkpoint.pt"), "objective/fitnet.conv.weight"));
+    }
+}
