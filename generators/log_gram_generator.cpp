@@ -127,7 +127,7 @@ public:
         } else {
             // Lanes vectorized, chunks in parallel: each gradient streamed once. Measured at
             // vector_width=32, chunk=16384 on 2-core AVX-512 for N = 2 (bench/README.md); the
-            // widths of the other N: generators/CMakeLists.txt.
+            // widths of the other N, measured on the same machine: generators/CMakeLists.txt.
             partial.compute_root().vectorize(v).parallel(c);
             partial.update().vectorize(v).parallel(c);
             tail.compute_root().vectorize(v);
