@@ -115,31 +115,18 @@ int non_finite_row(const GramMatrix &g) {
 
 void record_tradeoff(const Solved &sol, const std::vector<double> &losses, double eps, StepStats &s) {
     const GramMatrix &g = sol.gram;
-    const int n = g.n;
-    double min_cos = StepStats::nan;
-    for (int k = 0; k < n; k++) {
+    const GramDiagnostics d = gram_diagnostics(g, sol.pi);  // N = 2: bit-identical to the pair's formulas
+    for (int k = 0; k < g.n; k++) {
         s.pi[size_t(k)] = sol.pi[size_t(k)];
-        s.grad_norm[size_t(k)] = std::sqrt(std::max(0.0, g(k, k)));
-        double dot = 0;
-        for (int l = 0; l < n; l++) dot += g(k, l) * sol.pi[size_t(l)];
-        s.dot_direction[size_t(k)] = dot;
-        for (int l = k + 1; l < n; l++) {
-            const double norms = std::sqrt(g(k, k) * g(l, l));
-            if (norms > 0 && !(g(k, l) / norms >= min_cos)) min_cos = g(k, l) / norms;
-        }
+        s.grad_norm[size_t(k)] = d.norms[size_t(k)];
+        s.dot_direction[size_t(k)] = d.dot_direction[size_t(k)];
     }
-    s.min_cos = min_cos;
-    if (n == 2) {
-        const Gram g2{g(0, 0), g(0, 1), g(1, 1)};
-        Tradeoff t;
-        t.pi1 = sol.pi[0];
-        t.pi2 = sol.pi[1];
-        s.cos_ab = gram_cosine(g2);
+    s.min_cos = d.min_cosine;
+    if (g.n == 2) {
+        s.cos_ab = d.cosines[1];
         const double ld = std::max(losses[0], eps), lt = std::max(losses[1], eps);
-        s.log_grad_norm_ratio = g2.g22 > 0 ? std::sqrt(g2.g11 / g2.g22) : StepStats::nan;
+        s.log_grad_norm_ratio = g(1, 1) > 0 ? std::sqrt(g(0, 0) / g(1, 1)) : StepStats::nan;
         s.norm_ratio = s.log_grad_norm_ratio * ld / lt;
-        s.dot_direction[0] = a_dot_direction(g2, t);
-        s.dot_direction[1] = b_dot_direction(g2, t);
     }
     s.direction_norm = std::sqrt(sol.sq_norm);
     fill_pair_view(s);
