@@ -84,7 +84,7 @@ struct StepSetup {
 
     dtokd::ObjectiveBatch objectives() {
         return dtokd::ObjectiveBatch(
-            *list, [this] { return forward(student, taps); }, *student.module, teacher_out, labels, {}, {},
+            *list, [this] { return forward(student, taps); }, *student.module, teacher_out, {labels}, {},
             dtokd::KernelBackend::halide);
     }
     std::vector<double> unit_weights() const { return std::vector<double>(size_t(list->size()), 1.0); }

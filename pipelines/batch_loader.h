@@ -19,6 +19,7 @@ struct Batch {
     at::Tensor images;   // float32 [B, C, H, W], normalized
     at::Tensor labels;   // int64 [B]
     at::Tensor indices;  // int64 [B]: dataset rows (teacher-logit cache key)
+    at::Tensor contrast_indices;  // int64 [B, 1 + K] when the loader draws K negatives (CRD), else undefined
 };
 
 struct LoaderOptions {

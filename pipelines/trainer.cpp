@@ -201,6 +201,8 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     ModelHandle teacher;
     const bool distill = objectives->needs_teacher();
     const TapRequest student_taps = objectives->student_taps(), teacher_taps = objectives->teacher_taps();
+    // BatchNorm on batch statistics in the teacher, where an objective's reference does so (OFD).
+    const bool teacher_train_mode = !objectives->teacher_train_mode().empty();
     if (distill) {
         teacher = load_teacher(cfg.teacher, train.channels(), train.height(), train.width(), train.num_classes);
         if (teacher_taps.any()) {
@@ -230,7 +232,10 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
             teacher.set_train(false);
             t_out = forward_taps(teacher, probe->images, teacher_taps);
         }
-        objectives->prepare(s_out, t_out, optimizer_config(cfg));
+        PrepareContext context;
+        context.num_samples = train.size();
+        context.num_classes = train.num_classes;
+        objectives->prepare(s_out, t_out, context, optimizer_config(cfg));
         student.set_train(true);
     }
 
@@ -288,7 +293,7 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
                     teacher_out.logits = cached_logits.index_select(0, batch->indices);
                 } else {
                     at::NoGradGuard no_grad;
-                    teacher.set_train(false);
+                    teacher.set_train(teacher_train_mode);
                     teacher_out = forward_taps(teacher, batch->images, teacher_taps);
                     teacher_out.logits = teacher_out.logits.to(at::kFloat).contiguous();
                 }
@@ -302,7 +307,8 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
             const auto step_start = Clock::now();
             ObjectiveBatch objective_batch(
                 *objectives, [&student, images_t, student_taps] { return forward_taps(student, images_t, student_taps); },
-                *student.module, std::move(teacher_out), batch->labels, batch->indices, kd, backend);
+                *student.module, std::move(teacher_out), 
+                BatchTargets{batch->labels, batch->indices, batch->contrast_indices, epoch}, kd, backend);
             StepStats s = policy->step(objective_batch, ctx, step);
             s.seconds = since(step_start);
             guard.record(s);

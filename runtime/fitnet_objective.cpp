@@ -61,7 +61,7 @@ public:
     TapRequest student_taps() const override { return feats_only(); }
     TapRequest teacher_taps() const override { return feats_only(); }
 
-    void prepare(const NetOutputs &student, const NetOutputs &teacher) override {
+    void prepare(const NetOutputs &student, const NetOutputs &teacher, const PrepareContext &) override {
         if (student.feats.empty() || teacher.feats.empty())
             throw std::invalid_argument(std::string("fitnet needs stage features from ") +
                                         (student.feats.empty() ? "the student" : "the teacher") +

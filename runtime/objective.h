@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels.h"
@@ -44,6 +45,14 @@ struct LogitKdResults {
     at::Tensor grad_task, grad_distill;  // dL/d(student logits)
 };
 
+// What a batch carries besides the images, for the objectives that read it.
+struct BatchTargets {
+    at::Tensor labels;            // int64 [B]
+    at::Tensor indices;           // int64 [B]: sample indices in the dataset (undefined when not loaded)
+    at::Tensor contrast_indices;  // int64 [B, 1 + K]: own index, then K negatives (objectives that ask for them)
+    int epoch = 0;                // 0-based epoch of the step (warmup ramps)
+};
+
 struct ObjectiveInputs {
     const NetOutputs &student;
     const NetOutputs &teacher;  // logits only, unless an objective asked for teacher taps
@@ -51,6 +60,20 @@ struct ObjectiveInputs {
     const at::Tensor &indices;  // sample indices in the dataset (undefined when not loaded)
     // The fused KD kernel on (student logits, teacher logits, labels), run on first use.
     std::function<const LogitKdResults &()> logit_kd;
+    at::Tensor contrast_indices;  // see BatchTargets
+    int epoch = 0;                // 0-based
+    // False when the losses are re-evaluated after the update (dto-amortized): an
+    // objective with state (memory banks) must then leave it as it is.
+    bool update_state = true;
+};
+
+// Facts about the data and the teacher an objective may need once, before training.
+struct PrepareContext {
+    int64_t num_samples = 0;  // training set size (memory banks)
+    int64_t num_classes = 0;
+    // Per teacher preact_feats entry: the (weight, bias) of the BatchNorm whose output it is;
+    // undefined tensors where the entry is not a BatchNorm output or the teacher does not say.
+    std::vector<std::pair<at::Tensor, at::Tensor>> teacher_preact_bn;
 };
 
 // One objective's value on a batch: either the loss and its gradient w.r.t. the
@@ -71,11 +94,18 @@ public:
     virtual bool needs_teacher() const { return true; }
     // True when the loss is a function of the student logits alone (`dto-logit`).
     virtual bool logits_only() const { return false; }
+    // True when the reference runs the teacher in train mode (BatchNorm on batch statistics).
+    virtual bool teacher_train_mode() const { return false; }
+    // K > 0: every batch must carry K class-aware negative sample indices per sample
+    // (BatchTargets::contrast_indices).
+    virtual int64_t contrast_negatives() const { return 0; }
 
     // Called once before training with one probe forward of each network (eval mode,
     // no gradients): builds trainable modules from the feature shapes and checks that
     // the taps this objective reads exist. Throws std::invalid_argument naming the tap.
-    virtual void prepare(const NetOutputs & /*student*/, const NetOutputs & /*teacher*/) {}
+    virtual void prepare(const NetOutputs & /*student*/, const NetOutputs & /*teacher*/,
+                         const PrepareContext & /*context*/) {}
+    void prepare(const NetOutputs &student, const NetOutputs &teacher) { prepare(student, teacher, {}); }
     // The trainable parts this objective owns (null when none); valid after prepare().
     virtual torch::nn::Module *module() { return nullptr; }
 

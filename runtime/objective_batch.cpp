@@ -13,14 +13,13 @@
 namespace dtokd {
 
 ObjectiveBatch::ObjectiveBatch(ObjectiveList &objectives, std::function<NetOutputs()> forward,
-                               torch::nn::Module &module, NetOutputs teacher, at::Tensor labels, at::Tensor indices,
-                               KdLossOptions options, KernelBackend backend)
+                               torch::nn::Module &module, NetOutputs teacher, BatchTargets targets, KdLossOptions options,
+                               KernelBackend backend)
     : objectives_(objectives),
       forward_(std::move(forward)),
       module_(module),
       teacher_(std::move(teacher)),
-      labels_(std::move(labels)),
-      indices_(std::move(indices)),
+      targets_(std::move(targets)),
       options_(options),
       backend_(backend) {
     student_ = forward_();
@@ -28,23 +27,24 @@ ObjectiveBatch::ObjectiveBatch(ObjectiveList &objectives, std::function<NetOutpu
         throw std::invalid_argument("student logits are " + std::string(c10::str(student_.logits.sizes())) +
                                     " but teacher logits are " + std::string(c10::str(teacher_.logits.sizes())) +
                                     "; expected the same [batch, classes]");
-    values_ = evaluate(student_);
+    values_ = evaluate(student_, /*update_state=*/true);
 }
 
-std::vector<ObjectiveValue> ObjectiveBatch::evaluate(const NetOutputs &student) {
+std::vector<ObjectiveValue> ObjectiveBatch::evaluate(const NetOutputs &student, bool update_state) {
     std::optional<LogitKdResults> kd;
-    ObjectiveInputs in{student, teacher_, labels_, indices_, [&]() -> const LogitKdResults & {
+    ObjectiveInputs in{student, teacher_, targets_.labels, targets_.indices, [&]() -> const LogitKdResults & {
                            if (!kd) {
                                const at::Tensor z = student.logits.detach().contiguous();
                                LogitKdResults r;
                                r.grad_task = at::empty_like(z);
                                r.grad_distill = at::empty_like(z);
-                               r.losses = kd_loss(z, teacher_.logits, labels_, options_, r.grad_task,
+                               r.losses = kd_loss(z, teacher_.logits, targets_.labels, options_, r.grad_task,
                                                   r.grad_distill, backend_);
                                kd = std::move(r);
                            }
                            return *kd;
-                       }};
+                       },
+                       targets_.contrast_indices, targets_.epoch, update_state};
     std::vector<ObjectiveValue> values;
     for (int k = 0; k < objectives_.size(); k++) values.push_back(objectives_.at(k).evaluate(in));
     return values;
@@ -94,7 +94,7 @@ std::vector<double> ObjectiveBatch::reevaluate() {
     at::NoGradGuard no_grad;
     const NetOutputs student = forward_();
     std::vector<double> losses;
-    for (const ObjectiveValue &v : evaluate(student)) losses.push_back(v.loss);
+    for (const ObjectiveValue &v : evaluate(student, /*update_state=*/false)) losses.push_back(v.loss);
     return losses;
 }
 

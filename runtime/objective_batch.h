@@ -25,8 +25,7 @@ public:
     // mode is on). `module` is the student (buffer snapshots in reevaluate()).
     // `teacher` holds at least the teacher's logits [B, C] (and the taps the list asks for).
     ObjectiveBatch(ObjectiveList &objectives, std::function<NetOutputs()> forward, torch::nn::Module &module,
-                   NetOutputs teacher, at::Tensor labels, at::Tensor indices, KdLossOptions options,
-                   KernelBackend backend);
+                   NetOutputs teacher, BatchTargets targets, KdLossOptions options, KernelBackend backend);
 
     int size() const override { return objectives_.size(); }
     std::string name(int k) const override;
@@ -40,13 +39,13 @@ public:
     const at::Tensor &logits() const { return student_.logits; }
 
 private:
-    std::vector<ObjectiveValue> evaluate(const NetOutputs &student);
+    std::vector<ObjectiveValue> evaluate(const NetOutputs &student, bool update_state);
 
     ObjectiveList &objectives_;
     std::function<NetOutputs()> forward_;
     torch::nn::Module &module_;
     NetOutputs teacher_;
-    at::Tensor labels_, indices_;
+    BatchTargets targets_;
     KdLossOptions options_;
     KernelBackend backend_;
     NetOutputs student_;

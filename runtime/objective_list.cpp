@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <set>
 #include <stdexcept>
 
@@ -51,11 +52,24 @@ std::string ObjectiveList::first_not_logits_only() const {
     return "";
 }
 
-void ObjectiveList::prepare(const NetOutputs &student, const NetOutputs &teacher, const OptimizerConfig &cfg) {
+std::string ObjectiveList::teacher_train_mode() const {
+    for (const auto &o : objectives_)
+        if (o->teacher_train_mode()) return o->name();
+    return "";
+}
+
+int64_t ObjectiveList::contrast_negatives() const {
+    int64_t k = 0;
+    for (const auto &o : objectives_) k = std::max(k, o->contrast_negatives());
+    return k;
+}
+
+void ObjectiveList::prepare(const NetOutputs &student, const NetOutputs &teacher, const PrepareContext &context,
+                            const OptimizerConfig &cfg) {
     module_params_.clear();
     std::vector<at::Tensor> params;
     for (int k = 0; k < size(); k++) {
-        objectives_[size_t(k)]->prepare(student, teacher);
+        objectives_[size_t(k)]->prepare(student, teacher, context);
         if (torch::nn::Module *m = objectives_[size_t(k)]->module())
             for (const at::Tensor &p : m->parameters()) {
                 module_params_.emplace_back(k, p);

@@ -30,10 +30,18 @@ public:
     bool needs_teacher() const;
     // The first objective that is not a function of the student logits alone ("" when none).
     std::string first_not_logits_only() const;
+    // The first objective that wants the teacher in train mode ("" when none).
+    std::string teacher_train_mode() const;
+    // The most negatives per sample any objective asks for (0: no contrast indices).
+    int64_t contrast_negatives() const;
 
     // Once, before training, with one probe forward of each network: builds the
     // objectives' modules, then their optimizer.
-    void prepare(const NetOutputs &student, const NetOutputs &teacher, const OptimizerConfig &optimizer);
+    void prepare(const NetOutputs &student, const NetOutputs &teacher, const PrepareContext &context,
+                 const OptimizerConfig &optimizer);
+    void prepare(const NetOutputs &student, const NetOutputs &teacher, const OptimizerConfig &optimizer) {
+        prepare(student, teacher, PrepareContext{}, optimizer);
+    }
 
     bool has_modules() const { return !module_params_.empty(); }
     void set_train(bool train);

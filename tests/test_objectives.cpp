@@ -125,7 +125,7 @@ struct Rig {
     }
     dtokd::StepStats step(KernelBackend backend) {
         dtokd::ObjectiveBatch batch(
-            *list, [this] { return net->forward(data.x); }, *net, teacher(), data.labels, torch::Tensor(),
+            *list, [this] { return net->forward(data.x); }, *net, teacher(), {data.labels, torch::Tensor()},
             dtokd::KdLossOptions{kT, 0.0}, backend);
         dtokd::PolicyContext ctx{*arena, *optimizer, backend};
         return policy->step(batch, ctx, 0);
@@ -272,7 +272,7 @@ TEST(ObjectiveRegistry, LossesMatchPyTorch) {
     t.logits = d.teacher_logits;
     auto list = dtokd::make_objective_list({"ce", "kd"});
     dtokd::ObjectiveBatch batch(
-        *list, [&] { return net->forward(d.x); }, *net, t, d.labels, torch::Tensor(), dtokd::KdLossOptions{kT, 0.1},
+        *list, [&] { return net->forward(d.x); }, *net, t, {d.labels, torch::Tensor()}, dtokd::KdLossOptions{kT, 0.1},
         KernelBackend::halide);
     const torch::Tensor z = s.logits.detach();
     const double ce = F::cross_entropy(z, d.labels, F::CrossEntropyFuncOptions().label_smoothing(0.1)).item<double>();

@@ -137,7 +137,7 @@ struct Rig {
         teacher.logits = batch.teacher;
         dtokd::ObjectiveBatch objs(
             *objectives, [this] { return dtokd::NetOutputs{net->forward(batch.x), {}, {}, {}}; }, *net, teacher,
-            batch.labels, torch::arange(batch.labels.numel()), dtokd::KdLossOptions{kT, 0.0}, backend);
+            {batch.labels, torch::arange(batch.labels.numel())}, dtokd::KdLossOptions{kT, 0.0}, backend);
         dtokd::PolicyContext ctx{*arena, *optimizer, backend};
         return policy->step(objs, ctx, k);
     }

@@ -144,8 +144,8 @@ struct Setup {
         dtokd::NetOutputs teacher;
         teacher.logits = teacher_logits;
         dtokd::ObjectiveBatch pair(
-            *list, [&s, x] { return dtokd::NetOutputs{s.forward(x), {}, {}, {}}; }, *student.module, teacher, labels,
-            {}, {}, dtokd::KernelBackend::halide);
+            *list, [&s, x] { return dtokd::NetOutputs{s.forward(x), {}, {}, {}}; }, *student.module, teacher, {labels},
+            {}, dtokd::KernelBackend::halide);
         Phases local;
         local.forward = seconds_since(t0);
         TimedObjectives timed(pair, local.backward);
