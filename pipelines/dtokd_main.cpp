@@ -66,6 +66,24 @@ void add_distill_options(CLI::App *app, TrainConfig &c) {
         ->expected(0, -1);
     app->add_option("--hint-layer", c.hint_layer, "fitnet: feats index of the hint (-1: 2, or the last stage)")
         ->capture_default_str();
+    app->add_option("--warmup-epochs", c.warmup_epochs, "dkd, reviewkd: ramp the loss over N epochs (0 = off)")
+        ->capture_default_str();
+    app->add_option("--dkd-alpha", c.dkd_alpha, "dkd: TCKD weight")->capture_default_str();
+    app->add_option("--dkd-beta", c.dkd_beta, "dkd: NCKD weight")->capture_default_str();
+    app->add_option("--dist-beta", c.dist_beta, "dist: inter-relation weight")->capture_default_str();
+    app->add_option("--dist-gamma", c.dist_gamma, "dist: intra-relation weight")->capture_default_str();
+    app->add_option("--at-p", c.at_p, "at: attention map exponent")->capture_default_str();
+    app->add_option("--rkd-distance-weight", c.rkd_distance_weight, "rkd: distance term weight")
+        ->capture_default_str();
+    app->add_option("--rkd-angle-weight", c.rkd_angle_weight, "rkd: angle term weight")->capture_default_str();
+    app->add_option("--crd-dim", c.crd_dim, "crd: embedding size")->capture_default_str()->check(CLI::PositiveNumber);
+    app->add_option("--crd-negatives", c.crd_negatives, "crd: negatives per sample (memory: docs/methods.md)")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    app->add_option("--crd-temperature", c.crd_temperature, "crd: NCE temperature")->capture_default_str();
+    app->add_option("--crd-momentum", c.crd_momentum, "crd: memory bank momentum")->capture_default_str();
+    app->add_option("--ofd-teacher-bn", c.ofd_teacher_bn, "ofd: teacher batch norm mode, train (reference) | eval")
+        ->capture_default_str();
     app->add_option("--teacher", c.teacher, "teacher: dtokd checkpoint or TorchScript file");
     app->add_option("--temperature", c.temperature)->capture_default_str();
     app->add_option("--alpha-distill", c.alpha_distill, "kd: weight of L_distill")->capture_default_str();

@@ -22,6 +22,15 @@ struct TrainConfig {
     std::vector<std::string> objectives;
     std::vector<double> weights;  // fixed-weight methods: one per objective (kd: default alpha-distill/-task)
     int hint_layer = -1;          // fitnet: feats index of the hint (-1: 2 where both nets have it)
+    // The seed's methods (runtime/objective_registry.h ObjectiveOptions; reference defaults).
+    int warmup_epochs = 20;
+    double dkd_alpha = 1.0, dkd_beta = 8.0;
+    double dist_beta = 1.0, dist_gamma = 1.0;
+    double at_p = 2.0;
+    double rkd_distance_weight = 25.0, rkd_angle_weight = 50.0;
+    int64_t crd_dim = 128, crd_negatives = 16384;
+    double crd_temperature = 0.07, crd_momentum = 0.5;
+    std::string ofd_teacher_bn = "train";  // train | eval
     double temperature = 4.0;
     double alpha_distill = 0.9, alpha_task = 0.1;
     double label_smoothing = 0.0;

@@ -110,6 +110,22 @@ std::vector<double> fixed_weights_for(const TrainConfig &cfg, const std::vector<
 std::unique_ptr<ObjectiveList> objective_list_for(const TrainConfig &cfg) {
     ObjectiveOptions opts;
     opts.hint_layer = cfg.hint_layer;
+    opts.temperature = cfg.temperature;
+    opts.warmup_epochs = cfg.warmup_epochs;
+    opts.dkd_alpha = cfg.dkd_alpha;
+    opts.dkd_beta = cfg.dkd_beta;
+    opts.dist_beta = cfg.dist_beta;
+    opts.dist_gamma = cfg.dist_gamma;
+    opts.at_p = cfg.at_p;
+    opts.rkd_distance_weight = cfg.rkd_distance_weight;
+    opts.rkd_angle_weight = cfg.rkd_angle_weight;
+    opts.crd_dim = cfg.crd_dim;
+    opts.crd_negatives = cfg.crd_negatives;
+    opts.crd_temperature = cfg.crd_temperature;
+    opts.crd_momentum = cfg.crd_momentum;
+    if (cfg.ofd_teacher_bn != "train" && cfg.ofd_teacher_bn != "eval")
+        throw std::invalid_argument("ofd_teacher_bn is '" + cfg.ofd_teacher_bn + "'; expected train or eval");
+    opts.ofd_teacher_train_mode = cfg.ofd_teacher_bn == "train";
     return make_objective_list(objective_names_for(cfg), opts);
 }
 

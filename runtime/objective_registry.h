@@ -2,6 +2,7 @@
 // registry with its options. The trainer looks objectives up here; it never builds
 // a specific one inline. The logit-level ones (ce, kd) share one fused KD kernel pass.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,10 +12,24 @@
 
 namespace dtokd {
 
+// Every objective's hyper-parameters; the defaults are the reference's CIFAR-100
+// values (shared/KD_LOSSES.md section 2).
 struct ObjectiveOptions {
     // fitnet: index into feats of the hint layer; -1: feats[2] where both networks
     // have it (the reference's hint layer), else their last common stage.
     int hint_layer = -1;
+    double temperature = 4.0;  // dkd, dist (kd reads the KD kernel's own)
+    // dkd, reviewkd: the loss is scaled by min((epoch + 1) / warmup_epochs, 1) (mdistiller's
+    // 1-based ramp); 0: no ramp. Under the DTO policies a constant factor cancels.
+    int warmup_epochs = 20;
+    double dkd_alpha = 1.0, dkd_beta = 8.0;        // TCKD and NCKD weights
+    double dist_beta = 1.0, dist_gamma = 1.0;      // inter- and intra-relation weights
+    double at_p = 2.0;                             // attention map exponent
+    double rkd_distance_weight = 25.0, rkd_angle_weight = 50.0;
+    int64_t crd_dim = 128;                         // embedding size
+    int64_t crd_negatives = 16384;                 // K negatives per sample
+    double crd_temperature = 0.07, crd_momentum = 0.5;
+    bool ofd_teacher_train_mode = true;            // OFD's reference keeps the teacher's BN in train mode
 };
 
 // Every name make_objective() accepts, in a stable order.
