@@ -1,49 +1,25 @@
 // See checkpoint.h.
 #include "checkpoint.h"
 
-#include <fcntl.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 #include <torch/nn/module.h>
-#include <unistd.h>
 
-#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <stdexcept>
+
+#include "atomic_file.h"
+#include "content_hash.h"
 
 namespace dtokd {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-void fsync_path(const std::string &path, bool directory) {
-    const int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0) throw std::runtime_error(path + ": cannot open to fsync");
-    const int rc = ::fsync(fd);
-    ::close(fd);
-    if (rc != 0) throw std::runtime_error(path + ": fsync failed");
-}
-
-// Writes via `write(tmp)`, fsyncs, renames over `path`, fsyncs the folder.
-template <typename WriteFn>
-void atomic_replace(const std::string &path, WriteFn write) {
-    const fs::path target(path);
-    const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-    if (!fs::is_directory(dir)) throw std::runtime_error(path + ": folder " + dir.string() + " does not exist");
-    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    try {
-        write(tmp);
-        fsync_path(tmp, false);
-        fs::rename(tmp, target);
-    } catch (...) {
-        std::error_code ec;
-        fs::remove(tmp, ec);
-        throw;
-    }
-    fsync_path(dir.string(), true);
-}
 
 at::Tensor scalar(int64_t v) { return at::scalar_tensor(v, at::kLong); }
 
@@ -66,24 +42,66 @@ int64_t read_int(torch::serialize::InputArchive &ar, const std::string &key) {
     return t.item<int64_t>();
 }
 
-torch::serialize::InputArchive open_archive(const std::string &path) {
+// The file: kMagic, payload length (u64 LE), FNV-1a 64 of the payload (u64 LE), then the
+// payload, a LibTorch archive. The checksum makes any flipped or lost byte one error
+// (LibTorch's zip reader does not verify its members). Version 1 files are a bare archive.
+constexpr char kMagic[8] = {'D', 'T', 'K', 'D', 'C', 'K', 'P', 'T'};
+constexpr size_t kHeaderBytes = 24;
+
+uint64_t read_u64(const std::string &bytes, size_t at) {
+    uint64_t v = 0;
+    std::memcpy(&v, bytes.data() + at, 8);
+    return v;
+}
+
+std::string read_whole(const std::string &path) {
     if (!fs::exists(path)) throw std::runtime_error(path + ": checkpoint not found");
+    std::ifstream in(path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) throw std::runtime_error(path + ": checkpoint cannot be read");
+    return bytes;
+}
+
+// The archive of a checkpoint file; `verified` says whether a checksum covered it (version >= 2).
+torch::serialize::InputArchive open_archive(const std::string &path, bool *verified = nullptr) {
+    const std::string bytes = read_whole(path);
+    std::string payload;
+    const bool framed = bytes.size() >= 8 && std::memcmp(bytes.data(), kMagic, 8) == 0;
+    if (framed) {
+        if (bytes.size() < kHeaderBytes || read_u64(bytes, 8) != bytes.size() - kHeaderBytes)
+            throw std::runtime_error(path + ": checkpoint is truncated or has extra bytes (" +
+                                     std::to_string(bytes.size()) + " bytes; the header says " +
+                                     (bytes.size() < kHeaderBytes ? std::string("less than a header")
+                                                                  : std::to_string(read_u64(bytes, 8) + kHeaderBytes)) +
+                                     ")");
+        payload = bytes.substr(kHeaderBytes);
+        if (fnv1a64(payload) != read_u64(bytes, 16))
+            throw std::runtime_error(path + ": checkpoint is corrupt (checksum mismatch): it was changed after dtokd "
+                                            "wrote it; use another checkpoint");
+    }
     torch::serialize::InputArchive ar;
     try {
-        ar.load_from(path);
+        std::istringstream in(framed ? payload : bytes);
+        ar.load_from(in);
     } catch (const std::exception &e) {
         throw std::runtime_error(path + ": unreadable checkpoint (corrupt, truncated or not a LibTorch archive)");
     }
+    if (verified) *verified = framed;
     return ar;
 }
 
-CheckpointMeta read_meta(torch::serialize::InputArchive &ar, const std::string &path) {
+CheckpointMeta read_meta(torch::serialize::InputArchive &ar, const std::string &path, bool verified) {
     at::Tensor version;
     if (!ar.try_read("dtokd_format_version", version))
         throw std::runtime_error(path + ": not a dtokd checkpoint (no dtokd_format_version)");
-    if (version.item<int64_t>() != kCheckpointFormatVersion)
-        throw std::runtime_error(path + ": checkpoint format version " + std::to_string(version.item<int64_t>()) +
+    // Version 1 (a bare archive, no checksum) holds the same entries and is still read.
+    const int64_t v = version.item<int64_t>();
+    if (v != kCheckpointFormatVersion && !(v == 1 && !verified))
+        throw std::runtime_error(path + ": checkpoint format version " + std::to_string(v) +
                                  "; this dtokd reads version " + std::to_string(kCheckpointFormatVersion));
+    if (v == kCheckpointFormatVersion && !verified)
+        throw std::runtime_error(path + ": a version " + std::to_string(v) +
+                                 " checkpoint without its checksum header (extracted from a dtokd file?)");
     CheckpointMeta m;
     m.model_name = read_text(ar, "model_name");
     m.num_classes = read_int(ar, "num_classes");
@@ -121,29 +139,45 @@ void save_checkpoint(const std::string &path, const torch::nn::Module &model, co
     for (const auto &p : model.named_parameters(true)) ar.write("param/" + p.key(), p.value().detach().cpu());
     for (const auto &b : model.named_buffers(true)) ar.write("buffer/" + b.key(), b.value().detach().cpu());
     for (const auto &[key, t] : objective_state) ar.write("objective/" + key, t.detach().cpu());
-    atomic_replace(path, [&](const std::string &tmp) { ar.save_to(tmp); });
+    // Serialized in memory first: LibTorch's file writer throws from a destructor when
+    // the disk fills (an abort); write_file_atomic checks every write instead.
+    std::ostringstream archive;
+    ar.save_to(archive);
+    const std::string payload = archive.str();
+    std::string file(kMagic, 8);
+    const uint64_t length = payload.size(), checksum = fnv1a64(payload);
+    file.append(reinterpret_cast<const char *>(&length), 8);
+    file.append(reinterpret_cast<const char *>(&checksum), 8);
+    file += payload;
+    write_file_atomic(path, file);
 }
 
 CheckpointMeta read_checkpoint_meta(const std::string &path) {
-    auto ar = open_archive(path);
-    return read_meta(ar, path);
+    bool verified = false;
+    auto ar = open_archive(path, &verified);
+    return read_meta(ar, path, verified);
 }
 
 bool is_dtokd_checkpoint(const std::string &path) {
     try {
-        torch::serialize::InputArchive ar;
-        ar.load_from(path);
+        torch::serialize::InputArchive ar = open_archive(path);
         at::Tensor version;
         return ar.try_read("dtokd_format_version", version);
     } catch (const std::exception &) {
-        return false;
+        // A framed file that does not verify is still a dtokd checkpoint (a corrupt one):
+        // the caller's read then names the problem instead of trying another format.
+        std::ifstream in(path, std::ios::binary);
+        char magic[8] = {};
+        in.read(magic, 8);
+        return in.gcount() == 8 && std::memcmp(magic, kMagic, 8) == 0;
     }
 }
 
 CheckpointMeta load_checkpoint(const std::string &path, torch::nn::Module &model,
                                std::vector<at::Tensor> *optimizer_state) {
-    auto ar = open_archive(path);
-    CheckpointMeta meta = read_meta(ar, path);
+    bool verified = false;
+    auto ar = open_archive(path, &verified);
+    CheckpointMeta meta = read_meta(ar, path, verified);
     at::NoGradGuard no_grad;
     auto copy_in = [&](const std::string &key, at::Tensor &dst) {
         at::Tensor src;
@@ -169,13 +203,19 @@ CheckpointMeta load_checkpoint(const std::string &path, torch::nn::Module &model
     return meta;
 }
 
-void write_file_atomic(const std::string &path, const std::string &contents) {
-    atomic_replace(path, [&](const std::string &tmp) {
-        std::ofstream out(tmp, std::ios::binary);
-        out << contents;
-        out.close();
-        if (!out) throw std::runtime_error(tmp + ": write failed");
-    });
+std::vector<std::pair<std::string, at::Tensor>> read_objective_state(const std::string &path) {
+    bool verified = false;
+    auto ar = open_archive(path, &verified);
+    read_meta(ar, path, verified);
+    std::vector<std::pair<std::string, at::Tensor>> out;
+    const std::string prefix = "objective/";
+    for (const std::string &key : ar.keys())
+        if (key.rfind(prefix, 0) == 0) {
+            at::Tensor t;
+            ar.read(key, t);
+            out.emplace_back(key.substr(prefix.size()), t);
+        }
+    return out;
 }
 
 }  // namespace dtokd

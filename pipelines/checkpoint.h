@@ -1,7 +1,8 @@
 // dtokd checkpoints: a format version, model name, class count, input shape,
 // weights (parameters and buffers by name), optimizer state, epoch/step and the
-// resolved config. Written atomically (temp file + fsync + rename): a crash never
-// leaves a half-written checkpoint, and an existing one is replaced whole or not at all.
+// resolved config, under a checksum that is verified on every read (a changed byte is
+// one error naming the file). Written atomically (atomic_file.h): a crash or a full
+// disk never leaves a half-written checkpoint; an existing one is replaced whole or not at all.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -10,13 +11,16 @@
 #include <utility>
 #include <vector>
 
+#include "atomic_file.h"  // write_file_atomic, for the run folder's other files
+
 namespace torch::nn {
 class Module;
 }
 
 namespace dtokd {
 
-constexpr int64_t kCheckpointFormatVersion = 1;
+// 2: the archive framed by a magic, its length and a checksum (checkpoint.cpp); 1: a bare archive (still read).
+constexpr int64_t kCheckpointFormatVersion = 2;
 
 struct CheckpointMeta {
     std::string model_name;
@@ -44,7 +48,8 @@ bool is_dtokd_checkpoint(const std::string &path);
 CheckpointMeta load_checkpoint(const std::string &path, torch::nn::Module &model,
                                std::vector<at::Tensor> *optimizer_state = nullptr);
 
-// Atomic write of a small text file (summary, resolved config).
-void write_file_atomic(const std::string &path, const std::string &contents);
+// The objectives' module entries ("<objective>.<name>", as save_checkpoint got them).
+std::vector<std::pair<std::string, at::Tensor>> read_objective_state(const std::string &path);
+
 
 }  // namespace dtokd

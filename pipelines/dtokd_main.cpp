@@ -6,6 +6,7 @@
 // first loads the kernel tuning file (--tuning); a bad one is one warning, not an error.
 #include <CLI/CLI.hpp>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -245,6 +246,9 @@ int run(int argc, char **argv) {
 }  // namespace
 
 int main(int argc, char **argv) {
+    // A write past the file-size limit (ulimit -f) then fails with EFBIG, which the
+    // writers report as one error naming the file, instead of killing the process.
+    std::signal(SIGXFSZ, SIG_IGN);
     try {
         return run(argc, argv);
     } catch (const std::exception &e) {

@@ -12,20 +12,12 @@
 #include <vector>
 
 #include "batch_loader.h"
-#include "checkpoint.h"
+#include "atomic_file.h"
+#include "content_hash.h"
 
 namespace dtokd {
 
 namespace fs = std::filesystem;
-
-uint64_t fnv1a64(const void *data, size_t bytes, uint64_t h) {
-    const auto *p = static_cast<const uint8_t *>(data);
-    for (size_t i = 0; i < bytes; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
 
 namespace {
 

@@ -21,7 +21,4 @@ struct TeacherLogits {
 TeacherLogits teacher_logits_for(ModelHandle &teacher, const std::string &teacher_file, const ImageDataset &data,
                                  const std::string &cache_dir, bool progress);
 
-// 64-bit FNV-1a, the cache key and checksum.
-uint64_t fnv1a64(const void *data, size_t bytes, uint64_t seed = 0xcbf29ce484222325ull);
-
 }  // namespace dtokd

@@ -3,6 +3,8 @@
 // the offset of the problem: the file is a cache, not an interchange format.
 #include "kernel_selection.h"
 
+#include "content_hash.h"
+
 #include <ATen/Parallel.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -78,13 +80,9 @@ std::string cpu_model() {
 }
 
 std::string build_hash() {
-    uint64_t h = 1469598103934665603ull;  // FNV-1a 64
+    uint64_t h = kFnv1a64Seed;
     for_each_kernel([&](const char *name, const auto &table, auto &) {
-        for (const auto &v : table)
-            for (char c : std::string(name) + "=" + v.name + "\n") {
-                h ^= uint8_t(c);
-                h *= 1099511628211ull;
-            }
+        for (const auto &v : table) h = fnv1a64(std::string(name) + "=" + v.name + "\n", h);
     });
     char hex[17];
     std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));

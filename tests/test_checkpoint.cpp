@@ -5,6 +5,10 @@
 // failed replace keeps the old target).
 #include <torch/torch.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <csignal>
 
 #include <map>
 #include <string>
@@ -70,8 +74,18 @@ TEST(Checkpoint, RoundTripsWeightsBuffersOptimizerStateAndMeta) {
     torch::manual_seed(2);
     const std::vector<at::Tensor> opt_state = {torch::randn({8, 1, 3, 3}), torch::randn({10}),
                                                torch::arange(5, torch::kLong), torch::randn({})};
-    dtokd::save_checkpoint(path, *saved, sample_meta(), opt_state);
+    const std::vector<std::pair<std::string, at::Tensor>> objective_state = {
+        {"fitnet.conv.weight", torch::randn({4, 2, 1, 1})}, {"crd.memory_s", torch::randn({6, 3})}};
+    dtokd::save_checkpoint(path, *saved, sample_meta(), opt_state, objective_state);
     ASSERT_TRUE(fs::exists(path));
+    const auto objective_loaded = dtokd::read_objective_state(path);
+    ASSERT_EQ(objective_loaded.size(), objective_state.size());
+    for (const auto &[key, t] : objective_state) {
+        auto it = std::find_if(objective_loaded.begin(), objective_loaded.end(),
+                               [&](const auto &e) { return e.first == key; });
+        ASSERT_NE(it, objective_loaded.end()) << key;
+        EXPECT_TRUE(torch::equal(it->second, t)) << key;
+    }
     EXPECT_TRUE(dtokd::is_dtokd_checkpoint(path));
     expect_same_meta(dtokd::read_checkpoint_meta(path), sample_meta());
 
@@ -154,9 +168,9 @@ TEST(Checkpoint, MissingGarbageTruncatedAndForeignFiles) {
     dtokd::save_checkpoint(whole, *dtokd::make_model("cnn_small", 1, 10), sample_meta(), {});
     const Bytes bytes = read_bytes(whole);
     write_bytes(cut, Bytes(bytes.begin(), bytes.begin() + long(bytes.size() / 2)));
-    expect_error([&] { dtokd::read_checkpoint_meta(cut); }, {cut, "unreadable"});
+    expect_error([&] { dtokd::read_checkpoint_meta(cut); }, {cut, "truncated"});
     auto model = dtokd::make_model("cnn_small", 1, 10);
-    expect_error([&] { dtokd::load_checkpoint(cut, *model); }, {cut, "unreadable"});
+    expect_error([&] { dtokd::load_checkpoint(cut, *model); }, {cut, "truncated"});
 
     // A LibTorch archive, but not one dtokd wrote.
     const std::string foreign = dir / "foreign.pt";
@@ -175,6 +189,68 @@ TEST(Checkpoint, MissingGarbageTruncatedAndForeignFiles) {
     expect_error([&] { dtokd::read_checkpoint_meta(future); },
                  {future, "version " + std::to_string(dtokd::kCheckpointFormatVersion + 1),
                   "reads version " + std::to_string(dtokd::kCheckpointFormatVersion)});
+}
+
+// Any changed byte, in the header or anywhere in the payload (metadata, weights, the
+// archive's own zip records), is one error naming the file; never a silent load.
+TEST(Checkpoint, AFlippedByteAnywhereIsOneError) {
+    ScratchDir dir("ckptflip");
+    const std::string whole = dir / "whole.pt", bad = dir / "bad.pt";
+    auto model = dtokd::make_model("cnn_small", 1, 10);
+    dtokd::save_checkpoint(whole, *model, sample_meta(), {torch::ones({5})}, {{"fitnet.conv.weight", torch::ones({2})}});
+    const Bytes bytes = read_bytes(whole);
+    std::vector<size_t> offsets;
+    for (size_t i = 0; i < 24; i++) offsets.push_back(i);                    // magic, length, checksum
+    for (size_t i = 24; i < bytes.size(); i += bytes.size() / 400) offsets.push_back(i);  // the archive
+    offsets.push_back(bytes.size() - 1);                                     // its end record
+    for (const size_t at : offsets) {
+        SCOPED_TRACE("byte " + std::to_string(at) + " of " + std::to_string(bytes.size()));
+        Bytes flipped = bytes;
+        flipped[at] = char(flipped[at] ^ 0x10);
+        write_bytes(bad, flipped);
+        auto target = dtokd::make_model("cnn_small", 1, 10);
+        EXPECT_THROW(dtokd::load_checkpoint(bad, *target), std::runtime_error);
+        try {
+            dtokd::read_checkpoint_meta(bad);
+            ADD_FAILURE() << "read without complaint";
+        } catch (const std::runtime_error &e) {
+            EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
+        }
+    }
+    // A payload taken out of its frame (no checksum) is refused too.
+    write_bytes(bad, Bytes(bytes.begin() + 24, bytes.end()));
+    expect_error([&] { dtokd::read_checkpoint_meta(bad); }, {bad, "without its checksum"});
+}
+
+// The disk refuses the write (here: the file-size limit, which fails write() as a full
+// disk does): one error naming the checkpoint, the previous one intact, no temp file left.
+TEST(Checkpoint, AFailedWriteKeepsThePreviousCheckpoint) {
+    ScratchDir dir("ckptfull");
+    const std::string path = dir / "checkpoint.pt";
+    auto model = dtokd::make_model("cnn_small", 1, 10);
+    dtokd::save_checkpoint(path, *model, sample_meta(), {});
+    const Bytes before = read_bytes(path);
+    struct rlimit old_limit {};
+    ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+    auto old_handler = std::signal(SIGXFSZ, SIG_IGN);  // as dtokd's main: EFBIG instead of a kill
+    struct rlimit small = old_limit;
+    small.rlim_cur = before.size() / 2;
+    ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+    CheckpointMeta m = sample_meta();
+    m.step = 777;
+    std::string message;
+    try {
+        dtokd::save_checkpoint(path, *model, m, {});
+    } catch (const std::runtime_error &e) {
+        message = e.what();
+    }
+    setrlimit(RLIMIT_FSIZE, &old_limit);
+    std::signal(SIGXFSZ, old_handler);
+    EXPECT_NE(message.find(path), std::string::npos) << message;
+    EXPECT_NE(message.find("write failed"), std::string::npos) << message;
+    EXPECT_EQ(read_bytes(path), before);
+    EXPECT_EQ(files_under(dir.path()), std::vector<std::string>{"checkpoint.pt"});
+    EXPECT_EQ(dtokd::read_checkpoint_meta(path).step, sample_meta().step);
 }
 
 TEST(Checkpoint, ShapeMismatchNamesTheKeyAndBothShapes) {

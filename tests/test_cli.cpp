@@ -275,6 +275,20 @@ TEST_F(DtokdCli, MissingDataFolderIsNamed) {
     EXPECT_FALSE(fs::exists(path("nodata.partial")));
 }
 
+// The checkpoint cannot be written (the file-size limit fails write() as a full disk
+// does): one error naming the file, exit 1 (not an abort), no temp file left behind.
+TEST_F(DtokdCli, AFailedCheckpointWriteIsOneError) {
+    const std::string out = path("full");
+    const CliResult r = run_cli("train " + data_args() + " --model cnn_large --epochs 1 --max-steps 2 --batch-size 32 "
+                                "--no-progress --out " + quoted(out),
+                                "ulimit -f 64 && ");  // 64 blocks of 512 bytes: less than the checkpoint
+    expect_one_error(r, {out + ".partial/checkpoint.pt", "write failed"});
+    EXPECT_EQ(r.code, 1) << r.output;
+    for (const std::string &f : files_under(out + ".partial"))
+        EXPECT_EQ(f.find(".tmp."), std::string::npos) << f;
+    EXPECT_FALSE(fs::exists(out));
+}
+
 TEST_F(DtokdCli, DistillNeedsATeacher) {
     const CliResult r = run_cli("distill " + common() + " --method kd --out " + quoted(path("noteacher")));
     expect_one_error(r, {"kd", "--teacher"});

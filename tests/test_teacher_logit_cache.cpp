@@ -12,6 +12,7 @@
 #include "model_handle.h"
 #include "scratch_data.h"
 #include "teacher_logit_cache.h"
+#include "content_hash.h"
 
 namespace {
 
