@@ -26,6 +26,7 @@
 #include "objective_batch.h"
 #include "objective_list.h"
 #include "objective_registry.h"
+#include "run_folder.h"
 #include "step_stats.h"
 #include "teacher_logit_cache.h"
 #include "tradeoff_policy.h"
@@ -205,9 +206,7 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     std::unique_ptr<ObjectiveList> objectives = objective_list_for(cfg);
     check_objectives(cfg, *objectives, *policy);
     scheduled_lr(cfg.schedule, cfg.lr, 0, cfg.epochs, cfg.milestones, cfg.gamma);  // validates the name
-    if (fs::exists(cfg.out))
-        throw std::runtime_error(cfg.out + ": run directory already exists; choose another --out "
-                                           "(dtokd never overwrites a run)");
+    RunFolder::check_available(cfg.out);
 
     // Everything that can fail on bad input happens before the run folder exists.
     const DatasetPair data = load_dataset(cfg.dataset, cfg.data_dir);
@@ -255,11 +254,9 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
         student.set_train(true);
     }
 
-    const std::string partial = cfg.out + ".partial";
-    if (fs::exists(partial)) fs::remove_all(partial);  // a crashed earlier attempt
-    fs::create_directories(partial);
-    write_file_atomic(partial + "/config.toml", resolved_config);
-    std::ofstream metrics(partial + "/metrics.jsonl");
+    RunFolder folder(cfg.out);
+    write_file_atomic(folder.path("config.toml"), resolved_config);
+    std::ofstream metrics(folder.path("metrics.jsonl"));
 
     FlatArena arena(*student.module, policy->gradient_arenas(objectives->size()));
     FusedOptimizer optimizer(arena.params(), optimizer_config(cfg), backend);
@@ -391,7 +388,7 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
         meta.config = resolved_config;
         meta.optimizer_kind = cfg.optimizer;
         meta.optimizer_steps = optimizer.steps_taken();
-        save_checkpoint(partial + "/checkpoint.pt", *student.module, meta, optimizer.state(),
+        save_checkpoint(folder.path("checkpoint.pt"), *student.module, meta, optimizer.state(),
                         objectives->named_state());
     }
     result.steps = step;
@@ -400,8 +397,8 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     result.mean_step_seconds = step > 0 ? step_seconds_sum / double(step) : 0;
     result.final_test_accuracy = result.epochs.empty() ? 0 : result.epochs.back().test_accuracy;
     metrics.close();
-    write_file_atomic(partial + "/summary.json", summary_json(cfg, result) + "\n");
-    fs::rename(partial, cfg.out);
+    write_file_atomic(folder.path("summary.json"), summary_json(cfg, result) + "\n");
+    folder.finish();
     result.run_dir = cfg.out;
     return result;
 }

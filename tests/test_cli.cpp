@@ -4,6 +4,9 @@
 // invocation exits non-zero with one clear message and leaves no run behind.
 #include <torch/torch.h>
 #include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -287,6 +290,35 @@ TEST_F(DtokdCli, AFailedCheckpointWriteIsOneError) {
     for (const std::string &f : files_under(out + ".partial"))
         EXPECT_EQ(f.find(".tmp."), std::string::npos) << f;
     EXPECT_FALSE(fs::exists(out));
+}
+
+// A second process with the same --out while the first is writing that run: one error
+// naming the folder; the first run goes on and completes.
+TEST_F(DtokdCli, ASecondRunWithTheSameOutIsRefused) {
+    const std::string out = path("busy");
+    const std::string args = "train " + data_args() + " --model cnn_small --epochs 12 --batch-size 32 --no-progress";
+    FILE *first = ::popen((std::string(DTOKD_CLI) + " " + args + " --out " + quoted(out) + " 2>&1").c_str(), "r");
+    ASSERT_NE(first, nullptr);
+    for (int i = 0; i < 1200 && !fs::exists(out + ".partial/config.toml"); i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_TRUE(fs::exists(out + ".partial/config.toml"));
+    expect_one_error(run_cli(args + " --out " + quoted(out)), {out + ".partial", "another dtokd process"});
+    std::string first_output;
+    char buf[4096];
+    while (size_t n = std::fread(buf, 1, sizeof buf, first)) first_output.append(buf, n);
+    const int status = ::pclose(first);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << first_output;
+    EXPECT_TRUE(fs::is_regular_file(out + "/summary.json")) << first_output;
+    EXPECT_FALSE(fs::exists(out + ".partial"));
+}
+
+// An interrupted run's .partial is never deleted: the next run with that --out says how to go on.
+TEST_F(DtokdCli, AStalePartialIsKept) {
+    const std::string out = path("stale");
+    fs::create_directories(out + ".partial");
+    write_bytes(out + ".partial/checkpoint.pt", Bytes(100, 'x'));
+    expect_one_error(run_cli("train " + common() + " --out " + quoted(out)), {out + ".partial", "interrupted", "rm -r"});
+    EXPECT_EQ(read_bytes(out + ".partial/checkpoint.pt").size(), 100u);
 }
 
 TEST_F(DtokdCli, DistillNeedsATeacher) {

@@ -1,0 +1,34 @@
+// The run-folder protocol: a run is built in <out>.partial, which this process holds
+// under an exclusive flock for as long as the RunFolder lives, and renamed to <out>
+// when it completes. A finished run is never overwritten; a .partial that another
+// process holds, or that an interrupted run left behind, is never deleted: each is one
+// error saying what it is and what to do.
+#pragma once
+#include <string>
+
+namespace dtokd {
+
+class RunFolder {
+public:
+    // Throws std::runtime_error when <out> exists, or <out>.partial exists (held by a
+    // running process, or left by an interrupted one). Call it before any slow loading.
+    static void check_available(const std::string &out);
+
+    // Creates <out>.partial and takes its lock (the check above, repeated atomically).
+    explicit RunFolder(const std::string &out);
+    ~RunFolder();
+    RunFolder(const RunFolder &) = delete;
+    RunFolder &operator=(const RunFolder &) = delete;
+
+    // <out>.partial/<file> while building; <out>/<file> after finish().
+    std::string path(const std::string &file) const;
+    // Renames <out>.partial to <out> (the lock stays with the folder until destruction).
+    void finish();
+
+private:
+    std::string out_, partial_;
+    int lock_fd_ = -1;
+    bool finished_ = false;
+};
+
+}  // namespace dtokd
