@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "checkpoint.h"
+#include "run_folder.h"
 #include "trainer.h"
 
 namespace dtokd {
@@ -59,6 +60,11 @@ StageResult run_stage(const TrainConfig &cfg, const std::string &label) {
         r.reused = true;
         std::cerr << label << ": reusing " << cfg.out << "\n";
         return r;
+    }
+    // The default job owns its stage folders: an interrupted stage runs again from the start.
+    if (RunFolder::partial_state(cfg.out) == RunFolder::Partial::stale) {
+        std::cerr << label << ": removing " << cfg.out << ".partial, left by an interrupted run, to run it again\n";
+        fs::remove_all(cfg.out + ".partial");
     }
     std::cerr << label << ": " << cfg.model << " (" << cfg.method << ", " << cfg.epochs << " epochs) -> " << cfg.out
               << "\n";

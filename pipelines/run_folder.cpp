@@ -41,6 +41,15 @@ int lock_folder(const std::string &dir) {
 
 }  // namespace
 
+RunFolder::Partial RunFolder::partial_state(const std::string &out) {
+    const std::string partial = out + ".partial";
+    if (!fs::exists(partial)) return Partial::none;
+    const int fd = lock_folder(partial);
+    if (fd < 0) return Partial::held;
+    ::close(fd);
+    return Partial::stale;
+}
+
 void RunFolder::check_available(const std::string &out) {
     if (fs::exists(out))
         throw std::runtime_error(out + ": run directory already exists; choose another --out "

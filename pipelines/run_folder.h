@@ -13,6 +13,10 @@ public:
     // Throws std::runtime_error when <out> exists, or <out>.partial exists (held by a
     // running process, or left by an interrupted one). Call it before any slow loading.
     static void check_available(const std::string &out);
+    // What is at <out>.partial: nothing, a run another process is writing, or one an
+    // interrupted process left (which a caller that owns the run may remove, saying so).
+    enum class Partial { none, held, stale };
+    static Partial partial_state(const std::string &out);
 
     // Creates <out>.partial and takes its lock (the check above, repeated atomically).
     explicit RunFolder(const std::string &out);

@@ -67,6 +67,10 @@ TEST(RunFolder, AStalePartialIsNeverDeleted) {
     EXPECT_NE(e.find("rm -r"), std::string::npos) << e;
     EXPECT_TRUE(fs::is_regular_file(out + ".partial/checkpoint.pt"));
     EXPECT_FALSE(fs::exists(out));
+    EXPECT_EQ(dtokd::RunFolder::partial_state(out), dtokd::RunFolder::Partial::stale);
+    EXPECT_EQ(dtokd::RunFolder::partial_state(dir / "other"), dtokd::RunFolder::Partial::none);
+    dtokd::RunFolder held(dir / "other");
+    EXPECT_EQ(dtokd::RunFolder::partial_state(dir / "other"), dtokd::RunFolder::Partial::held);
 }
 
 }  // namespace
