@@ -557,6 +557,40 @@ TEST(PolicyNonFinite, NonFiniteGradientSkips) {
     }
 }
 
+// dto-logit with finite losses but a non-finite logit gradient (here objective 1's):
+// the step is skipped before any backward, naming the objective; parameters untouched.
+TEST(PolicyNonFinite, DtoLogitNonFiniteLogitGradientSkips) {
+    struct LogitPair : dtokd::ObjectiveSet {
+        int backward_calls = 0;
+        int size() const override { return 2; }
+        std::string name(int k) const override { return k == 0 ? "kd" : "ce"; }
+        double loss(int k) const override { return k == 0 ? 0.7 : 1.3; }
+        void backward(const std::vector<double> &, bool) override { backward_calls++; }
+        at::Tensor output_grad(int k) const override {
+            torch::Tensor g = torch::full({4, 3}, 0.01f);
+            if (k == 1) g[2][1] = std::numeric_limits<float>::quiet_NaN();
+            return g;
+        }
+        std::vector<double> reevaluate() override { return {0.7, 1.3}; }
+    };
+    NanPair np;
+    dtokd::PolicyConfig pc;
+    pc.method = "dto-logit";
+    auto policy = dtokd::make_policy(pc);
+    dtokd::FlatArena arena(*np.param, policy->gradient_arenas(2));
+    dtokd::FusedOptimizer opt(arena.params(), dtokd::OptimizerConfig{}, KernelBackend::halide);
+    dtokd::PolicyContext ctx{arena, opt, KernelBackend::halide};
+    const torch::Tensor before = arena.params().clone();
+    LogitPair pair;
+    const dtokd::StepStats s = policy->step(pair, ctx, 3);
+    EXPECT_TRUE(s.skipped);
+    EXPECT_NE(s.skip_reason.find("logit gradient"), std::string::npos) << s.skip_reason;
+    EXPECT_NE(s.skip_reason.find("L_ce"), std::string::npos) << s.skip_reason;
+    EXPECT_EQ(pair.backward_calls, 0);
+    EXPECT_TRUE(torch::equal(arena.params(), before));
+    EXPECT_EQ(opt.steps_taken(), 0);
+}
+
 TEST(PolicyNonFinite, GuardThrowsAfterConsecutiveSkips) {
     dtokd::NonFiniteGuard guard(3);
     auto stats = [](int64_t step, bool skipped) {
