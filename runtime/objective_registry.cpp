@@ -6,7 +6,9 @@
 namespace dtokd {
 
 const std::vector<std::string> &objective_names() {
-    static const std::vector<std::string> names = {"ce", "kd", "fitnet"};
+    static const std::vector<std::string> names = {
+        "ce",  "kd",  "fitnet", "dkd", "dkd_tckd",     "dkd_nckd",  "dist", "dist_inter",
+        "dist_intra", "at", "pkt",    "rkd", "rkd_distance", "rkd_angle"};
     return names;
 }
 
@@ -14,6 +16,11 @@ std::unique_ptr<Objective> make_objective(const std::string &name, const Objecti
     if (name == "ce") return make_ce_objective();
     if (name == "kd") return make_kd_objective();
     if (name == "fitnet") return make_fitnet_objective(options.hint_layer);
+    if (name == "dkd" || name == "dkd_tckd" || name == "dkd_nckd") return make_dkd_objective(name, options);
+    if (name == "dist" || name == "dist_inter" || name == "dist_intra") return make_dist_objective(name, options);
+    if (name == "at") return make_at_objective(options);
+    if (name == "pkt") return make_pkt_objective();
+    if (name == "rkd" || name == "rkd_distance" || name == "rkd_angle") return make_rkd_objective(name, options);
     std::string known;
     for (const auto &n : objective_names()) known += (known.empty() ? "" : ", ") + n;
     throw std::invalid_argument("objective '" + name + "' is unknown; expected one of: " + known);

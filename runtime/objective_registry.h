@@ -46,5 +46,12 @@ std::unique_ptr<ObjectiveList> make_objective_list(const std::vector<std::string
 std::unique_ptr<Objective> make_ce_objective();
 std::unique_ptr<Objective> make_kd_objective();
 std::unique_ptr<Objective> make_fitnet_objective(int hint_layer);
+// The parameter-free methods; the ones with separable terms take their registry name
+// (e.g. dkd, dkd_tckd, dkd_nckd) and throw std::invalid_argument for another.
+std::unique_ptr<Objective> make_dkd_objective(const std::string &name, const ObjectiveOptions &options);
+std::unique_ptr<Objective> make_dist_objective(const std::string &name, const ObjectiveOptions &options);
+std::unique_ptr<Objective> make_at_objective(const ObjectiveOptions &options);
+std::unique_ptr<Objective> make_pkt_objective();
+std::unique_ptr<Objective> make_rkd_objective(const std::string &name, const ObjectiveOptions &options);
 
 }  // namespace dtokd

@@ -1,0 +1,101 @@
+// `rkd`, `rkd_distance`, `rkd_angle` (Park et al. 2019, relational KD, as mdistiller's
+// RKD.py computes it; shared/KD_LOSSES.md) on the pooled embeddings e [B, D] (D may
+// differ between student and teacher: only relations between samples are compared):
+//   pdist(e)_ij = sqrt(max(|e_i|^2 + |e_j|^2 - 2 e_i.e_j, 1e-12)), diagonal 0, divided by
+//     the mean of its positive entries;  L_d = smooth_l1(pdist(e_s), pdist(e_t)) (beta 1, mean over B^2)
+//   n_ij = normalize(e_j - e_i) (eps 1e-12), A_ijk = n_ij . n_ik;  L_a = smooth_l1(A_s, A_t) (mean over B^3)
+//   rkd = w_d L_d + w_a L_a,  rkd_distance = w_d L_d,  rkd_angle = w_a L_a.
+// Memory: the angle term holds [B, B, D] differences and [B, B, B] angles per network.
+// Deviation: with a batch of 1 there is no pair; the reference's mean over the empty set
+// of positive distances is NaN. Here L_d is 0 with a zero gradient (L_a is 0 there anyway).
+#include <ATen/ATen.h>
+
+#include <stdexcept>
+
+#include "objective_registry.h"
+
+namespace dtokd {
+namespace {
+
+constexpr double kEps = 1e-12;
+
+// Pairwise Euclidean distances (not squared), divided by their mean over the positive
+// entries. The mean is a masked sum over a count, not boolean indexing: the same value
+// and gradient without a device-to-host copy. Needs B >= 2.
+at::Tensor normalized_pdist(const at::Tensor &e) {
+    const at::Tensor sq = e.pow(2).sum(1);
+    at::Tensor d = (sq.unsqueeze(1) + sq.unsqueeze(0) - 2.0 * e.mm(e.t())).clamp_min(kEps).sqrt();
+    d = d * (1.0 - at::eye(e.size(0), d.options()));  // zero diagonal; its gradient is 0, as the reference's clone+assign
+    const at::Tensor positive = (d > 0).to(d.scalar_type());
+    return d / ((d * positive).sum() / positive.sum());
+}
+
+// A_ijk = <normalize(e_j - e_i), normalize(e_k - e_i)>, flattened to B^3.
+at::Tensor angles(const at::Tensor &e) {
+    const at::Tensor diff = e.unsqueeze(0) - e.unsqueeze(1);  // [i, j] = e_j - e_i
+    const at::Tensor n = diff / diff.norm(2, {2}, /*keepdim=*/true).clamp_min(kEps);
+    return at::bmm(n, n.transpose(1, 2)).reshape({-1});
+}
+
+void check_pooled(const std::string &name, const char *which, const at::Tensor &pooled) {
+    if (!pooled.defined() || pooled.dim() < 2)
+        throw std::invalid_argument(name + ": the " + which + "'s pooled embedding is " +
+                                    (pooled.defined() ? std::string(c10::str(pooled.sizes())) : "not given") +
+                                    "; expected [batch, features]");
+}
+
+class RkdObjective : public Objective {
+public:
+    RkdObjective(std::string name, bool distance, bool angle, const ObjectiveOptions &o)
+        : name_(std::move(name)),
+          distance_(distance),
+          angle_(angle),
+          w_d_(o.rkd_distance_weight),
+          w_a_(o.rkd_angle_weight) {}
+    std::string name() const override { return name_; }
+    TapRequest student_taps() const override { return pooled(); }
+    TapRequest teacher_taps() const override { return pooled(); }
+
+    void prepare(const NetOutputs &student, const NetOutputs &teacher, const PrepareContext &) override {
+        check_pooled(name_, "student", student.pooled);
+        check_pooled(name_, "teacher", teacher.pooled);
+        if (student.pooled.size(0) != teacher.pooled.size(0))
+            throw std::invalid_argument(name_ + ": pooled batch " + std::to_string(student.pooled.size(0)) +
+                                        " in the student and " + std::to_string(teacher.pooled.size(0)) +
+                                        " in the teacher; expected the same");
+    }
+
+    ObjectiveValue evaluate(const ObjectiveInputs &in) override {
+        const at::Tensor s = in.student.pooled.reshape({in.student.pooled.size(0), -1});
+        const at::Tensor t = in.teacher.pooled.detach().reshape({in.teacher.pooled.size(0), -1});
+        at::Tensor loss = s.sum() * 0.0;  // keeps the graph when no term has a pair (batch of 1)
+        if (distance_ && s.size(0) >= 2)
+            loss = loss + w_d_ * at::smooth_l1_loss(normalized_pdist(s), normalized_pdist(t), at::Reduction::Mean, 1.0);
+        if (angle_) loss = loss + w_a_ * at::smooth_l1_loss(angles(s), angles(t), at::Reduction::Mean, 1.0);
+        ObjectiveValue v;
+        v.loss_tensor = loss;
+        v.loss = loss.item<double>();
+        return v;
+    }
+
+private:
+    static TapRequest pooled() {
+        TapRequest t;
+        t.pooled = true;
+        return t;
+    }
+    std::string name_;
+    bool distance_, angle_;
+    double w_d_, w_a_;
+};
+
+}  // namespace
+
+std::unique_ptr<Objective> make_rkd_objective(const std::string &name, const ObjectiveOptions &options) {
+    if (name == "rkd") return std::make_unique<RkdObjective>(name, true, true, options);
+    if (name == "rkd_distance") return std::make_unique<RkdObjective>(name, true, false, options);
+    if (name == "rkd_angle") return std::make_unique<RkdObjective>(name, false, true, options);
+    throw std::invalid_argument("make_rkd_objective: '" + name + "'; expected rkd, rkd_distance or rkd_angle");
+}
+
+}  // namespace dtokd
