@@ -46,5 +46,7 @@ std::unique_ptr<ObjectiveList> make_objective_list(const std::vector<std::string
 std::unique_ptr<Objective> make_ce_objective();
 std::unique_ptr<Objective> make_kd_objective();
 std::unique_ptr<Objective> make_fitnet_objective(int hint_layer);
+std::unique_ptr<Objective> make_ofd_objective(bool teacher_train_mode);
+std::unique_ptr<Objective> make_reviewkd_objective(int warmup_epochs);
 
 }  // namespace dtokd
