@@ -7,6 +7,7 @@
 #pragma once
 #include <torch/nn/module.h>
 
+#include <utility>
 #include <vector>
 
 namespace dtokd {
@@ -48,6 +49,12 @@ struct ClassifierImpl : torch::nn::Module {
         out.logits = forward(std::move(x));
         return out;
     }
+    // Per preact_feats entry: the (weight, bias) parameters of the BatchNorm that the reference's
+    // get_bn_before_relu names for that stage (OFD's margins come from them), the live tensors;
+    // undefined where there is none (stems; families the reference does not support). Where the
+    // entry adds a shortcut to that BN's output (ResNet blocks) the BN is still the reference's pick.
+    // Empty: the model does not say.
+    virtual std::vector<std::pair<torch::Tensor, torch::Tensor>> preact_bn_affine() { return {}; }
 };
 
 }  // namespace dtokd

@@ -128,4 +128,19 @@ ModelOutputs MobileNetV2CifarImpl::forward_features(torch::Tensor x, const Featu
     return out;
 }
 
+std::vector<std::pair<torch::Tensor, torch::Tensor>> MobileNetV2CifarImpl::preact_bn_affine() {
+    // mdistiller mobilenetv2.py get_bn_before_relu: the last BN of the last block of stages 1, 2, 4
+    // and 6. Where that block is residual (stages 1, 2, 4) the tap is the BN output plus the input,
+    // so the BN is the reference's pick, not exactly the tap. f0 (post-ReLU stem): none.
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> out(1);
+    for (size_t i = 0; i < blocks->size(); i++) {
+        if (!tapped_stage(i)) continue;
+        auto &stage = *blocks[i]->as<nn::Sequential>();
+        auto &conv = stage[stage.size() - 1]->as<InvertedResidualImpl>()->conv;
+        const auto *bn = conv[conv->size() - 1]->as<nn::BatchNorm2dImpl>();
+        out.emplace_back(bn->weight, bn->bias);
+    }
+    return out;
+}
+
 }  // namespace dtokd

@@ -22,6 +22,7 @@ struct MobileNetV2CifarImpl : ClassifierImpl {
     MobileNetV2CifarImpl(int64_t expansion, double width_mult, int64_t in_channels, int64_t num_classes);
     torch::Tensor forward(torch::Tensor x) override;
     ModelOutputs forward_features(torch::Tensor x, const FeatureRequest &request) override;
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> preact_bn_affine() override;
 
     torch::nn::Sequential conv1;
     torch::nn::ModuleList blocks;  // one Sequential of inverted residuals per stage

@@ -103,4 +103,15 @@ ModelOutputs ResNet50CifarImpl::forward_features(torch::Tensor x, const FeatureR
     return out;
 }
 
+std::vector<std::pair<torch::Tensor, torch::Tensor>> ResNet50CifarImpl::preact_bn_affine() {
+    // mdistiller resnetv2.py get_bn_before_relu: each stage's last Bottleneck's bn3. The tap is bn3's
+    // output plus the shortcut, so this BN is the reference's pick, not exactly the tap. f0: none.
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> out(1);
+    for (nn::Sequential *stage : {&layer1, &layer2, &layer3, &layer4}) {
+        const auto &bn = (*stage)->at<BottleneckImpl>((*stage)->size() - 1).bn3;
+        out.emplace_back(bn->weight, bn->bias);
+    }
+    return out;
+}
+
 }  // namespace dtokd

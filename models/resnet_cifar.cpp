@@ -109,4 +109,15 @@ ModelOutputs ResNetCifarImpl::forward_features(torch::Tensor x, const FeatureReq
     return out;
 }
 
+std::vector<std::pair<torch::Tensor, torch::Tensor>> ResNetCifarImpl::preact_bn_affine() {
+    // mdistiller resnet.py get_bn_before_relu: each stage's last block's bn2. The tap is bn2's output
+    // plus the shortcut, so this BN is the reference's pick, not exactly the tap. f0 (post-ReLU stem): none.
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> out(1);
+    for (nn::Sequential *stage : {&layer1, &layer2, &layer3}) {
+        const auto &bn = (*stage)->at<BasicBlockImpl>((*stage)->size() - 1).bn2;
+        out.emplace_back(bn->weight, bn->bias);
+    }
+    return out;
+}
+
 }  // namespace dtokd

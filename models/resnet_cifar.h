@@ -22,6 +22,7 @@ struct ResNetCifarImpl : ClassifierImpl {
     ResNetCifarImpl(int64_t depth, std::array<int64_t, 4> filters, int64_t in_channels, int64_t num_classes);
     torch::Tensor forward(torch::Tensor x) override;
     ModelOutputs forward_features(torch::Tensor x, const FeatureRequest &request) override;
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> preact_bn_affine() override;
 
     torch::nn::Conv2d conv1;
     torch::nn::BatchNorm2d bn1;

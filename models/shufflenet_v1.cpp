@@ -119,4 +119,9 @@ ModelOutputs ShuffleNetV1Impl::forward_features(torch::Tensor x, const FeatureRe
     return out;
 }
 
+std::vector<std::pair<torch::Tensor, torch::Tensor>> ShuffleNetV1Impl::preact_bn_affine() {
+    // mdistiller ShuffleNetv1.py: get_bn_before_relu raises (no "Overhaul" teacher); none for any entry.
+    return std::vector<std::pair<torch::Tensor, torch::Tensor>>(4);
+}
+
 }  // namespace dtokd

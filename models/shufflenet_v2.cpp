@@ -151,4 +151,9 @@ ModelOutputs ShuffleNetV2Impl::forward_features(torch::Tensor x, const FeatureRe
     return out;
 }
 
+std::vector<std::pair<torch::Tensor, torch::Tensor>> ShuffleNetV2Impl::preact_bn_affine() {
+    // mdistiller ShuffleNetv2.py: get_bn_before_relu raises (no "Overhaul" teacher); none for any entry.
+    return std::vector<std::pair<torch::Tensor, torch::Tensor>>(4);
+}
+
 }  // namespace dtokd

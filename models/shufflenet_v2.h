@@ -27,6 +27,7 @@ struct ShuffleNetV2Impl : ClassifierImpl {
                      int64_t num_classes);
     torch::Tensor forward(torch::Tensor x) override;
     ModelOutputs forward_features(torch::Tensor x, const FeatureRequest &request) override;
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> preact_bn_affine() override;
 
     torch::nn::Conv2d conv1;
     torch::nn::BatchNorm2d bn1;

@@ -85,4 +85,8 @@ ModelOutputs CnnLargeImpl::forward_features(torch::Tensor x, const FeatureReques
     return out;
 }
 
+// No reference model: each preact entry is exactly its stage's BN output.
+std::vector<std::pair<torch::Tensor, torch::Tensor>> CnnSmallImpl::preact_bn_affine() { return {{bn1->weight, bn1->bias}, {bn2->weight, bn2->bias}}; }
+std::vector<std::pair<torch::Tensor, torch::Tensor>> CnnLargeImpl::preact_bn_affine() { return {{bn1->weight, bn1->bias}, {bn2->weight, bn2->bias}}; }
+
 }  // namespace dtokd

@@ -24,6 +24,7 @@ struct CnnSmallImpl : ClassifierImpl {
     CnnSmallImpl(int64_t in_channels, int64_t num_classes);
     torch::Tensor forward(torch::Tensor x) override;
     ModelOutputs forward_features(torch::Tensor x, const FeatureRequest &request) override;
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> preact_bn_affine() override;
 
     torch::nn::Conv2d conv1;
     torch::nn::BatchNorm2d bn1;
@@ -37,6 +38,7 @@ struct CnnLargeImpl : ClassifierImpl {
     CnnLargeImpl(int64_t in_channels, int64_t num_classes);
     torch::Tensor forward(torch::Tensor x) override;
     ModelOutputs forward_features(torch::Tensor x, const FeatureRequest &request) override;
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> preact_bn_affine() override;
 
     torch::nn::Conv2d conv1;
     torch::nn::BatchNorm2d bn1;

@@ -91,4 +91,15 @@ ModelOutputs VggCifarImpl::forward_features(torch::Tensor x, const FeatureReques
     return out;
 }
 
+std::vector<std::pair<torch::Tensor, torch::Tensor>> VggCifarImpl::preact_bn_affine() {
+    // mdistiller vgg.py get_bn_before_relu: block1..block4's last module, the BN whose output is
+    // exactly the tap. f0 (post-ReLU block0): none.
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> out(1);
+    for (nn::Sequential *block : {&block1, &block2, &block3, &block4}) {
+        const auto *bn = (*block)[(*block)->size() - 1]->as<nn::BatchNorm2dImpl>();
+        out.emplace_back(bn->weight, bn->bias);
+    }
+    return out;
+}
+
 }  // namespace dtokd

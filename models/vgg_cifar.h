@@ -22,6 +22,7 @@ struct VggCifarImpl : ClassifierImpl {
     VggCifarImpl(const std::vector<std::vector<int64_t>> &blocks, int64_t in_channels, int64_t num_classes);
     torch::Tensor forward(torch::Tensor x) override;
     ModelOutputs forward_features(torch::Tensor x, const FeatureRequest &request) override;
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> preact_bn_affine() override;
 
     torch::nn::Sequential block0, block1, block2, block3, block4;
     torch::nn::Linear classifier;

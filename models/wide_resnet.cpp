@@ -124,4 +124,16 @@ ModelOutputs WideResNetImpl::forward_features(torch::Tensor x, const FeatureRequ
     return out;
 }
 
+std::vector<std::pair<torch::Tensor, torch::Tensor>> WideResNetImpl::preact_bn_affine() {
+    // mdistiller wrn.py get_bn_before_relu: block2's and block3's first bn1, then the final bn1;
+    // each is exactly the tap (the BN that follows the stage). f0 (the stem conv): none.
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> out(1);
+    for (WideResNetStage *stage : {&block2, &block3}) {
+        const auto &bn = (*stage)->layer->at<PreActBlockImpl>(0).bn1;
+        out.emplace_back(bn->weight, bn->bias);
+    }
+    out.emplace_back(bn1->weight, bn1->bias);
+    return out;
+}
+
 }  // namespace dtokd

@@ -32,6 +32,7 @@ struct WideResNetImpl : ClassifierImpl {
     WideResNetImpl(int64_t depth, int64_t widen_factor, int64_t in_channels, int64_t num_classes);
     torch::Tensor forward(torch::Tensor x) override;
     ModelOutputs forward_features(torch::Tensor x, const FeatureRequest &request) override;
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> preact_bn_affine() override;
 
     torch::nn::Conv2d conv1;
     WideResNetStage block1, block2, block3;

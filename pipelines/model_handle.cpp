@@ -141,6 +141,7 @@ ModelHandle build_model(const std::string &name, int in_channels, int height, in
     };
     h.feature_taps = FeatureRequest{/*feats=*/true, /*preact_feats=*/true, /*pooled=*/true};  // every zoo family
     h.set_train = [model](bool on) { model->train(on); };
+    h.preact_bn_affine = [model] { return model->preact_bn_affine(); };
     return h;
 }
 

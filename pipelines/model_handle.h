@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "classifier.h"  // FeatureRequest, ModelOutputs (torch/nn/module.h, not torch/torch.h)
@@ -26,6 +27,9 @@ struct ModelHandle {
     FeatureRequest feature_taps;
     bool gives_features() const { return feature_taps.any(); }
     std::function<void(bool)> set_train;  // train(true) / eval(false)
+    // Per preact_feats entry, the (weight, bias) of the BatchNorm before it (ClassifierImpl::
+    // preact_bn_affine; OFD's margins). Null for TorchScript teachers, which do not say.
+    std::function<std::vector<std::pair<at::Tensor, at::Tensor>>()> preact_bn_affine;
 };
 
 // Throws a std::runtime_error naming `model` and the taps of `request` it does not give, so a

@@ -250,6 +250,8 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
         PrepareContext context;
         context.num_samples = train.size();
         context.num_classes = train.num_classes;
+        context.teacher_name = cfg.teacher;
+        if (distill && teacher.preact_bn_affine) context.teacher_preact_bn = teacher.preact_bn_affine();
         objectives->prepare(s_out, t_out, context, optimizer_config(cfg));
         student.set_train(true);
     }

@@ -74,6 +74,7 @@ struct PrepareContext {
     // Per teacher preact_feats entry: the (weight, bias) of the BatchNorm whose output it is;
     // undefined tensors where the entry is not a BatchNorm output or the teacher does not say.
     std::vector<std::pair<at::Tensor, at::Tensor>> teacher_preact_bn;
+    std::string teacher_name;  // for messages ("" when unknown)
 };
 
 // One objective's value on a batch: either the loss and its gradient w.r.t. the

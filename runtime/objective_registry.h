@@ -53,5 +53,7 @@ std::unique_ptr<Objective> make_dist_objective(const std::string &name, const Ob
 std::unique_ptr<Objective> make_at_objective(const ObjectiveOptions &options);
 std::unique_ptr<Objective> make_pkt_objective();
 std::unique_ptr<Objective> make_rkd_objective(const std::string &name, const ObjectiveOptions &options);
+std::unique_ptr<Objective> make_ofd_objective(bool teacher_train_mode);
+std::unique_ptr<Objective> make_reviewkd_objective(int warmup_epochs);
 
 }  // namespace dtokd
