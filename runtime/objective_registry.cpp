@@ -6,7 +6,7 @@
 namespace dtokd {
 
 const std::vector<std::string> &objective_names() {
-    static const std::vector<std::string> names = {"ce", "kd", "fitnet"};
+    static const std::vector<std::string> names = {"ce", "kd", "fitnet", "crd"};
     return names;
 }
 
@@ -14,6 +14,7 @@ std::unique_ptr<Objective> make_objective(const std::string &name, const Objecti
     if (name == "ce") return make_ce_objective();
     if (name == "kd") return make_kd_objective();
     if (name == "fitnet") return make_fitnet_objective(options.hint_layer);
+    if (name == "crd") return make_crd_objective(options);
     std::string known;
     for (const auto &n : objective_names()) known += (known.empty() ? "" : ", ") + n;
     throw std::invalid_argument("objective '" + name + "' is unknown; expected one of: " + known);

@@ -46,5 +46,6 @@ std::unique_ptr<ObjectiveList> make_objective_list(const std::vector<std::string
 std::unique_ptr<Objective> make_ce_objective();
 std::unique_ptr<Objective> make_kd_objective();
 std::unique_ptr<Objective> make_fitnet_objective(int hint_layer);
+std::unique_ptr<Objective> make_crd_objective(const ObjectiveOptions &options);
 
 }  // namespace dtokd
