@@ -119,6 +119,11 @@ public:
         TORCH_CHECK(module_, "crd: evaluate() before prepare()");
         const int64_t b = in.student.pooled.size(0);
         const torch::Tensor idx = checked_indices(in.contrast_indices, b);
+        // The reference updates the memory at the batch's sample indices; in its "exact"
+        // mode (the only one here) they are column 0, which this objective uses.
+        if (in.indices.defined() && !torch::equal(in.indices.to(idx.device()).reshape({-1}), idx.select(1, 0)))
+            throw std::invalid_argument("crd: column 0 of the contrast indices must be each sample's own index "
+                                        "(the batch's sample indices); they differ");
         const torch::Tensor v_s = embed(module_->embed_s, in.student.pooled);
         const torch::Tensor v_t = embed(module_->embed_t, in.teacher.pooled.detach());
         const torch::Tensor out_s = exp_scores(module_->memory_t, idx, v_s, temperature_);

@@ -305,6 +305,15 @@ TEST(CrdObjective, BadInputsFailWithOneClearError) {
     expect_error<std::invalid_argument>([&] { eval_with(torch::full({2, 11}, 50, torch::kLong)); },
                                         {"crd", "[0, 50)", "50]"});
     EXPECT_NO_THROW(eval_with(torch::randint(0, 50, {2, 11}, torch::kLong)));
+    // With the batch's sample indices given, column 0 must be them.
+    const torch::Tensor own = torch::tensor({int64_t(3), int64_t(4)});
+    const torch::Tensor idx = torch::randint(0, 50, {2, 11}, torch::kLong);
+    idx.select(1, 0).copy_(own);
+    ObjectiveInputs with_own{s, t, labels, own, nullptr, idx, 0, true};
+    EXPECT_NO_THROW(obj->evaluate(with_own));
+    const torch::Tensor other = own + 1;
+    ObjectiveInputs wrong_own{s, t, labels, other, nullptr, idx, 0, true};
+    expect_error<std::invalid_argument>([&] { obj->evaluate(wrong_own); }, {"crd", "column 0", "own index"});
 }
 
 // ---- the dtokd CLI on tiny CIFAR-100 files -------------------------------------------
