@@ -11,8 +11,8 @@
 // samples move to normalize(momentum * row + (1 - momentum) * v) (no gradient).
 // Gathered memory rows are copies without gradient and the teacher's pooled feature is
 // detached, so L_t reaches only Embed_t and L_s reaches Embed_s and the student.
-// Memory: two banks of N x dim and, per step, two gathers of B x (K + 1) x dim that
-// autograd keeps for the backward pass (about 1.07 GB in fp32 at B 64, K 16384, dim 128).
+// Memory: two banks of N x dim, and per step either two gathers of B x (K + 1) x dim or,
+// when N is at most 16 (K + 1), two B x N score matrices and bank snapshots (exp_scores).
 #include <torch/torch.h>
 
 #include <cmath>
@@ -49,13 +49,30 @@ torch::Tensor embed(nn::Linear &linear, const torch::Tensor &pooled) {
     return x / x.pow(2).sum(1, /*keepdim=*/true).sqrt();
 }
 
-// exp(<memory[idx[b,k]], v[b]> / T): [B, K+1]. index_select copies the rows, so the
-// memory update after scoring does not touch what backward reads.
+// exp(<memory[idx[b,k]], v[b]> / T): [B, K+1], from the bank as it is before this
+// batch's update. Two ways to the same dot products:
+//  - gather (the reference's): copy the B (K+1) rows, one batched product; memory
+//    B (K+1) dim, which autograd keeps for backward (537 MB per bank in fp32 at B 64,
+//    K 16384, dim 128), and LibTorch's row gather is slow on the CPU (3.4 s for those
+//    rows on the 2-core test machine);
+//  - dense: all N scores by one GEMM, then the batch's columns; memory B N plus one
+//    snapshot of the bank for backward (the bank is updated in place after scoring),
+//    about 38 MB per bank at N 50000, and 0.1 s on that machine.
+// Dense is taken while its GEMM does at most kDenseRatio times the gather's row copies.
+constexpr int64_t kDenseRatio = 16;
 torch::Tensor exp_scores(const torch::Tensor &memory, const torch::Tensor &idx, const torch::Tensor &v,
-                         double temperature) {
-    const int64_t b = idx.size(0), cols = idx.size(1);
-    const torch::Tensor rows = memory.index_select(0, idx.reshape({-1})).view({b, cols, memory.size(1)});
-    return torch::bmm(rows, v.unsqueeze(2)).squeeze(2).div(temperature).exp();
+                         double temperature, bool update_follows) {
+    const int64_t b = idx.size(0), cols = idx.size(1), n = memory.size(0);
+    torch::Tensor dots;
+    if (n <= kDenseRatio * cols) {
+        const bool backward_reads_bank = update_follows && v.requires_grad();
+        dots = torch::mm(v, (backward_reads_bank ? memory.clone() : memory).t()).gather(1, idx);
+    } else {
+        // index_select copies the rows, so the update after scoring does not touch them.
+        const torch::Tensor rows = memory.index_select(0, idx.reshape({-1})).view({b, cols, memory.size(1)});
+        dots = torch::bmm(rows, v.unsqueeze(2)).squeeze(2);
+    }
+    return dots.div(temperature).exp();
 }
 
 // The reference's ContrastLoss on P [B, K+1] (column 0 the positive).
@@ -126,8 +143,8 @@ public:
                                         "(the batch's sample indices); they differ");
         const torch::Tensor v_s = embed(module_->embed_s, in.student.pooled);
         const torch::Tensor v_t = embed(module_->embed_t, in.teacher.pooled.detach());
-        const torch::Tensor out_s = exp_scores(module_->memory_t, idx, v_s, temperature_);
-        const torch::Tensor out_t = exp_scores(module_->memory_s, idx, v_t, temperature_);
+        const torch::Tensor out_s = exp_scores(module_->memory_t, idx, v_s, temperature_, in.update_state);
+        const torch::Tensor out_t = exp_scores(module_->memory_s, idx, v_t, temperature_, in.update_state);
         const double z_s = normalizer(module_->z_s, out_s, num_samples_, in.update_state);
         const double z_t = normalizer(module_->z_t, out_t, num_samples_, in.update_state);
         ObjectiveValue v;

@@ -114,6 +114,10 @@ TEST(CrdObjective, MatchesPyTorchReference) {
         {"identical_nets", 8, r8x4, r8x4, 128, 100, 800, Case::kIdentical},
         {"frozen_state", 8, r8x4, r32x4, 128, 100, 800, Case::kRandom, -1, -1, false},
         {"reference_k", 4, r8x4, r32x4, 128, 16384, 20000},
+        // N > 16 (K + 1): scores from gathered rows instead of one GEMM over the bank.
+        {"gather_path", 16, r8x4, r32x4, 128, 32, 3000},
+        {"gather_path_frozen", 8, wrn16_1, wrn40_2, 64, 20, 800, Case::kRandom, -1, -1, false},
+        {"gather_path_identical", 4, r8x4, r8x4, 128, 16, 1000, Case::kIdentical},
     };
     TensorDict inputs;
     std::map<std::string, TensorDict> got;
