@@ -18,6 +18,16 @@ BatchLoader::BatchLoader(const ImageDataset &data, LoaderOptions options) : data
     if (data_.size() == 0) throw std::invalid_argument(data_.name + ": the dataset is empty");
     if (int(data_.mean.size()) != data_.channels() || int(data_.std.size()) != data_.channels())
         throw std::invalid_argument(data_.name + ": normalization needs one mean/std per channel");
+    if (options_.contrast_negatives < 0)
+        throw std::invalid_argument("contrast_negatives is " + std::to_string(options_.contrast_negatives) +
+                                    "; expected >= 0");
+    if (options_.contrast_negatives > 0) {
+        try {
+            contrast_.emplace(data_.labels, data_.num_classes, options_.contrast_negatives);
+        } catch (const std::invalid_argument &e) {
+            throw std::invalid_argument(data_.name + ": " + e.what());
+        }
+    }
 }
 
 BatchLoader::~BatchLoader() { stop(); }
@@ -106,6 +116,8 @@ Batch BatchLoader::make_batch(const std::vector<int64_t> &rows, uint64_t rng_see
             }
         }
     }
+    // Its own stream (not `rng`'s), so the images do not change when negatives are drawn.
+    if (contrast_) out.contrast_indices = contrast_->sample(rows, rng_seed ^ 0xD1B54A32D192ED03ull);
     return out;
 }
 

@@ -11,6 +11,7 @@
 #include <optional>
 #include <thread>
 
+#include "contrast_sampler.h"
 #include "image_dataset.h"
 
 namespace dtokd {
@@ -30,10 +31,16 @@ struct LoaderOptions {
     bool flip = false;     // random horizontal flip
     uint64_t seed = 0;
     int prefetch = 4;      // batches buffered ahead
+    // > 0: every batch carries Batch::contrast_indices with this many class-aware
+    // negatives per sample (contrast_sampler.h); drawn from their own random stream, so
+    // images and augmentation are the same with and without them.
+    int64_t contrast_negatives = 0;
 };
 
 class BatchLoader {
 public:
+    // Throws std::invalid_argument on bad options (also: more contrast negatives than
+    // the smallest other-class pool holds), before any thread starts.
     BatchLoader(const ImageDataset &data, LoaderOptions options);
     ~BatchLoader();
     BatchLoader(const BatchLoader &) = delete;
@@ -56,6 +63,7 @@ private:
 
     const ImageDataset &data_;
     LoaderOptions options_;
+    std::optional<ContrastSampler> contrast_;
     std::thread worker_;
     std::mutex mutex_;
     std::condition_variable cv_;

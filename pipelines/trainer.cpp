@@ -65,6 +65,22 @@ LoaderOptions train_loader_options(const TrainConfig &cfg) {
     return o;
 }
 
+// The training batches, with the contrast negatives the objectives ask for; a bad
+// count fails here, naming the objective, before the run folder exists.
+std::unique_ptr<BatchLoader> train_loader_for(const TrainConfig &cfg, const ImageDataset &train,
+                                              ObjectiveList &objectives) {
+    LoaderOptions o = train_loader_options(cfg);
+    o.contrast_negatives = objectives.contrast_negatives();
+    try {
+        return std::make_unique<BatchLoader>(train, o);
+    } catch (const std::invalid_argument &e) {
+        if (o.contrast_negatives == 0) throw;
+        int asker = 0;
+        while (objectives.at(asker).contrast_negatives() == 0) asker++;
+        throw std::invalid_argument("objective '" + objectives.at(asker).name() + "': " + e.what());
+    }
+}
+
 OptimizerConfig optimizer_config(const TrainConfig &cfg) {
     OptimizerConfig o;
     o.kind = cfg.optimizer;
@@ -256,6 +272,9 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
         student.set_train(true);
     }
 
+    const std::unique_ptr<BatchLoader> train_loader = train_loader_for(cfg, train, *objectives);
+    BatchLoader &loader = *train_loader;
+
     RunFolder folder(cfg.out);
     write_file_atomic(folder.path("config.toml"), resolved_config);
     std::ofstream metrics(folder.path("metrics.jsonl"));
@@ -277,7 +296,6 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
         result.teacher_logits_cached = tl.from_cache;
     }
 
-    BatchLoader loader(train, train_loader_options(cfg));
     NonFiniteGuard guard(cfg.skip_limit);
     const std::vector<std::string> loss_names = objectives->names();
     StepStatsWindow window(loss_names);

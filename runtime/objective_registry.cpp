@@ -8,7 +8,7 @@ namespace dtokd {
 const std::vector<std::string> &objective_names() {
     static const std::vector<std::string> names = {
         "ce", "kd", "dkd", "dkd_tckd", "dkd_nckd", "dist", "dist_inter", "dist_intra", "fitnet",
-        "at", "pkt", "rkd", "rkd_distance", "rkd_angle", "ofd", "reviewkd"};
+        "at", "pkt", "rkd", "rkd_distance", "rkd_angle", "ofd", "crd", "reviewkd"};
     return names;
 }
 
@@ -23,6 +23,7 @@ std::unique_ptr<Objective> make_objective(const std::string &name, const Objecti
     if (name == "rkd" || name == "rkd_distance" || name == "rkd_angle") return make_rkd_objective(name, options);
     if (name == "ofd") return make_ofd_objective(options.ofd_teacher_train_mode);
     if (name == "reviewkd") return make_reviewkd_objective(options.warmup_epochs);
+    if (name == "crd") return make_crd_objective(options);
     std::string known;
     for (const auto &n : objective_names()) known += (known.empty() ? "" : ", ") + n;
     throw std::invalid_argument("objective '" + name + "' is unknown; expected one of: " + known);

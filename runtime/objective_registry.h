@@ -55,5 +55,6 @@ std::unique_ptr<Objective> make_pkt_objective();
 std::unique_ptr<Objective> make_rkd_objective(const std::string &name, const ObjectiveOptions &options);
 std::unique_ptr<Objective> make_ofd_objective(bool teacher_train_mode);
 std::unique_ptr<Objective> make_reviewkd_objective(int warmup_epochs);
+std::unique_ptr<Objective> make_crd_objective(const ObjectiveOptions &options);
 
 }  // namespace dtokd
