@@ -426,6 +426,32 @@ TEST_F(DtokdCli, BadObjectivesFailBeforeTheRun) {
     }
 }
 
+// Methods combined as a user would: CE + KD + DKD's two terms as four objectives, under
+// each DTO policy (dto-logit too: all four are functions of the student logits).
+TEST_F(DtokdCli, CombinesMethodsUnderEveryDtoPolicy) {
+    ASSERT_TRAINED();
+    for (const std::string method : {"dto", "dto-amortized", "dto-logit"}) {
+        SCOPED_TRACE(method);
+        const std::string out = path("combined-" + method);
+        const CliResult r = run_cli("distill " + common() + " --teacher " + quoted(path("t/checkpoint.pt")) +
+                                    " --method " + method + " --objectives ce,kd,dkd_tckd,dkd_nckd --out " +
+                                    quoted(out));
+        ASSERT_EQ(r.code, 0) << r.output;
+        expect_complete_run(out, method);
+        const std::string metrics = slurp(out + "/metrics.jsonl");
+        for (const char *name : {"ce", "kd", "dkd_tckd", "dkd_nckd"}) {
+            std::smatch m;
+            ASSERT_TRUE(std::regex_search(metrics, m, std::regex(std::string("\"pi_") + name + "\":([0-9.eE+-]+)")))
+                << name << " in " << metrics;
+            EXPECT_GE(std::stod(m[1]), 0.0);
+            EXPECT_LE(std::stod(m[1]), 1.0);
+            EXPECT_TRUE(std::regex_search(metrics, std::regex(std::string("\"loss_") + name + "\":[0-9]")))
+                << name << " in " << metrics;
+        }
+        EXPECT_TRUE(contains(slurp(out + "/summary.json"), "\"skipped_steps\":0"));
+    }
+}
+
 // Three objectives with a feature loss under exact DTO and under fixed weights: the
 // run completes, logs pi per objective, and stores fitnet's regressor in the checkpoint.
 TEST_F(DtokdCli, DistillsWithAFeatureObjective) {

@@ -316,6 +316,38 @@ TEST(TeacherImport, CheckpointTeacherLoadsInEvalMode) {
     EXPECT_TRUE(torch::allclose(h.forward(x), model->forward(x), /*rtol=*/0, /*atol=*/1e-6));
 }
 
+// Every method that reads teacher features, with a logits-only TorchScript teacher: one
+// error naming the objective and the teacher file, before any run folder exists.
+TEST_F(TorchScriptTeacher, FeatureMethodsNeedATeacherThatGivesFeatures) {
+    ScratchDir dir("tsfeatmethods");
+    fs::create_directories(dir / "data");
+    const IdxSplit s = random_idx_split(16, 28, 28, 10, 2);
+    write_idx_dataset(dir / "data", s, s, 28, 28, false);
+    for (const std::string method : {"fitnet", "at", "pkt", "rkd", "rkd_angle", "ofd", "crd", "reviewkd"}) {
+        SCOPED_TRACE(method);
+        dtokd::TrainConfig cfg;
+        cfg.dataset = "mnist";
+        cfg.data_dir = dir / "data";
+        cfg.model = "cnn_small";
+        cfg.method = "dto";
+        cfg.objectives = {method, "ce"};
+        cfg.teacher = path("linear.pt");
+        cfg.max_steps = 1;
+        cfg.batch_size = 8;
+        cfg.progress = false;
+        cfg.out = dir / ("run-" + method);
+        try {
+            dtokd::run_training(cfg, "");
+            ADD_FAILURE() << "expected std::invalid_argument";
+        } catch (const std::invalid_argument &e) {
+            for (const std::string &part : {"'" + method + "'", path("linear.pt"), std::string("features")})
+                EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+        }
+        EXPECT_FALSE(fs::exists(cfg.out));
+        EXPECT_FALSE(fs::exists(cfg.out + ".partial"));
+    }
+}
+
 TEST(TeacherImport, CheckpointTeacherMismatchFailsBeforeTraining) {
     ScratchDir dir("ckmismatch");
     dtokd::save_checkpoint(dir / "seven.pt", *dtokd::make_model("cnn_small", 1, 7), meta_for("cnn_small", 7, 1, 28),
