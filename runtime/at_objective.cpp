@@ -23,8 +23,8 @@ public:
         if (!(p_ > 0)) throw std::invalid_argument("at: exponent p " + std::to_string(p_) + "; expected > 0");
     }
     std::string name() const override { return "at"; }
-    TapRequest student_taps() const override { return feats(); }
-    TapRequest teacher_taps() const override { return feats(); }
+    TapRequest student_taps() const override { return TapRequest::of(/*feats=*/true, false, false); }
+    TapRequest teacher_taps() const override { return TapRequest::of(/*feats=*/true, false, false); }
 
     void prepare(const NetOutputs &student, const NetOutputs &teacher, const PrepareContext &) override {
         check("student", student.feats);
@@ -49,18 +49,10 @@ public:
             const at::Tensor term = (attention(fs) - attention(ft)).pow(2).mean();
             loss = loss.defined() ? loss + term : term;
         }
-        ObjectiveValue v;
-        v.loss_tensor = loss;
-        v.loss = loss.item<double>();
-        return v;
+        return ObjectiveValue::of_loss_tensor(loss);
     }
 
 private:
-    static TapRequest feats() {
-        TapRequest t;
-        t.feats = true;
-        return t;
-    }
     static size_t stage_pairs(const NetOutputs &s, const NetOutputs &t) {
         const size_t n = std::min(s.feats.size(), t.feats.size());
         return n > 0 ? n - 1 : 0;

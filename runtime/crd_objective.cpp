@@ -108,8 +108,8 @@ public:
     explicit CrdObjective(const ObjectiveOptions &o)
         : dim_(o.crd_dim), negatives_(o.crd_negatives), temperature_(o.crd_temperature), momentum_(o.crd_momentum) {}
     std::string name() const override { return "crd"; }
-    TapRequest student_taps() const override { return pooled_only(); }
-    TapRequest teacher_taps() const override { return pooled_only(); }
+    TapRequest student_taps() const override { return TapRequest::of(false, false, /*pooled=*/true); }
+    TapRequest teacher_taps() const override { return TapRequest::of(false, false, /*pooled=*/true); }
     int64_t contrast_negatives() const override { return negatives_; }
 
     void prepare(const NetOutputs &student, const NetOutputs &teacher, const PrepareContext &context) override {
@@ -147,9 +147,8 @@ public:
         const torch::Tensor out_t = exp_scores(module_->memory_s, idx, v_t, temperature_, in.update_state);
         const double z_s = normalizer(module_->z_s, out_s, num_samples_, in.update_state);
         const double z_t = normalizer(module_->z_t, out_t, num_samples_, in.update_state);
-        ObjectiveValue v;
-        v.loss_tensor = nce_loss(out_s / z_s, num_samples_) + nce_loss(out_t / z_t, num_samples_);
-        v.loss = v.loss_tensor.item<double>();
+        const ObjectiveValue v =
+            ObjectiveValue::of_loss_tensor(nce_loss(out_s / z_s, num_samples_) + nce_loss(out_t / z_t, num_samples_));
         if (in.update_state) {
             const torch::Tensor y = idx.select(1, 0).contiguous();
             update_memory(module_->memory_s, y, v_s, momentum_);
@@ -159,11 +158,6 @@ public:
     }
 
 private:
-    static TapRequest pooled_only() {
-        TapRequest t;
-        t.pooled = true;
-        return t;
-    }
     static int64_t pooled_dim(const char *which, const NetOutputs &out) {
         if (!out.pooled.defined() || out.pooled.dim() < 2 || out.pooled.size(0) < 1 || out.pooled.numel() == 0)
             throw std::invalid_argument(std::string("crd reads the ") + which +

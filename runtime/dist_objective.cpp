@@ -36,11 +36,7 @@ public:
     bool logits_only() const override { return true; }
 
     void prepare(const NetOutputs &student, const NetOutputs &teacher, const PrepareContext &) override {
-        if (!student.logits.defined() || student.logits.dim() != 2)
-            throw std::invalid_argument(name_ + ": expected student logits [batch, classes]");
-        if (!teacher.logits.defined() || teacher.logits.sizes() != student.logits.sizes())
-            throw std::invalid_argument(name_ + ": expected teacher logits of the student's shape " +
-                                        std::string(c10::str(student.logits.sizes())));
+        check_logit_pair(name_, student, teacher);
     }
 
     ObjectiveValue evaluate(const ObjectiveInputs &in) override {

@@ -44,11 +44,7 @@ public:
     bool logits_only() const override { return true; }
 
     void prepare(const NetOutputs &student, const NetOutputs &teacher, const PrepareContext &) override {
-        if (!student.logits.defined() || student.logits.dim() != 2)
-            throw std::invalid_argument(name_ + ": expected student logits [batch, classes]");
-        if (!teacher.logits.defined() || teacher.logits.sizes() != student.logits.sizes())
-            throw std::invalid_argument(name_ + ": expected teacher logits of the student's shape " +
-                                        std::string(c10::str(student.logits.sizes())));
+        check_logit_pair(name_, student, teacher);
         const int64_t classes = student.logits.size(1);
         // With two classes NCKD's "other classes" are one class: the term is identically 0
         // and the split is meaningless (mdistiller issue #60).

@@ -58,8 +58,8 @@ class FitNetObjective : public Objective {
 public:
     explicit FitNetObjective(int hint_layer) : hint_(hint_layer) {}
     std::string name() const override { return "fitnet"; }
-    TapRequest student_taps() const override { return feats_only(); }
-    TapRequest teacher_taps() const override { return feats_only(); }
+    TapRequest student_taps() const override { return TapRequest::of(/*feats=*/true, false, false); }
+    TapRequest teacher_taps() const override { return TapRequest::of(/*feats=*/true, false, false); }
 
     void prepare(const NetOutputs &student, const NetOutputs &teacher, const PrepareContext &) override {
         if (student.feats.empty() || teacher.feats.empty())
@@ -81,18 +81,10 @@ public:
         TORCH_CHECK(regressor_, "fitnet: evaluate() before prepare()");
         const at::Tensor fs = in.student.feats.at(size_t(hint_));
         const at::Tensor ft = in.teacher.feats.at(size_t(hint_)).detach();
-        ObjectiveValue v;
-        v.loss_tensor = torch::mse_loss(regressor_(fs), ft);
-        v.loss = v.loss_tensor.item<double>();
-        return v;
+        return ObjectiveValue::of_loss_tensor(torch::mse_loss(regressor_(fs), ft));
     }
 
 private:
-    static TapRequest feats_only() {
-        TapRequest t;
-        t.feats = true;
-        return t;
-    }
     int hint_;
     ConvReg regressor_{nullptr};
 };

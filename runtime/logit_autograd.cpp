@@ -22,4 +22,12 @@ ObjectiveValue logit_autograd(const at::Tensor &logits, const std::function<at::
     return v;
 }
 
+void check_logit_pair(const std::string &objective, const NetOutputs &student, const NetOutputs &teacher) {
+    if (!student.logits.defined() || student.logits.dim() != 2)
+        throw std::invalid_argument(objective + ": expected student logits [batch, classes]");
+    if (!teacher.logits.defined() || teacher.logits.sizes() != student.logits.sizes())
+        throw std::invalid_argument(objective + ": expected teacher logits of the student's shape " +
+                                    std::string(c10::str(student.logits.sizes())));
+}
+
 }  // namespace dtokd

@@ -7,6 +7,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <functional>
+#include <string>
 
 #include "objective.h"
 
@@ -16,5 +17,9 @@ namespace dtokd {
 // mode on even inside a no-grad scope (reevaluate() needs the value only, but the
 // objective stays one code path). `loss_of` must return a scalar.
 ObjectiveValue logit_autograd(const at::Tensor &logits, const std::function<at::Tensor(const at::Tensor &)> &loss_of);
+
+// For prepare(): both networks give logits [batch, classes] of one shape; else a
+// std::invalid_argument naming `objective`.
+void check_logit_pair(const std::string &objective, const NetOutputs &student, const NetOutputs &teacher);
 
 }  // namespace dtokd

@@ -23,6 +23,7 @@ struct TapRequest {
     bool preact_feats = false;  // the same before the last ReLU
     bool pooled = false;        // the pooled embedding
     bool any() const { return feats || preact_feats || pooled; }
+    static TapRequest of(bool feats, bool preact_feats, bool pooled) { return {feats, preact_feats, pooled}; }
     TapRequest &operator|=(const TapRequest &o) {
         feats |= o.feats;
         preact_feats |= o.preact_feats;
@@ -84,6 +85,8 @@ struct ObjectiveValue {
     double loss = 0;
     at::Tensor logit_grad;   // logit-level objectives
     at::Tensor loss_tensor;  // autograd objectives
+    // An autograd objective's value: the scalar loss tensor and its value.
+    static ObjectiveValue of_loss_tensor(at::Tensor loss);
 };
 
 class Objective {

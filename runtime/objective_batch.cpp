@@ -12,6 +12,13 @@
 
 namespace dtokd {
 
+ObjectiveValue ObjectiveValue::of_loss_tensor(at::Tensor loss) {
+    ObjectiveValue v;
+    v.loss = loss.item<double>();
+    v.loss_tensor = std::move(loss);
+    return v;
+}
+
 ObjectiveBatch::ObjectiveBatch(ObjectiveList &objectives, std::function<NetOutputs()> forward,
                                torch::nn::Module &module, NetOutputs teacher, BatchTargets targets, KdLossOptions options,
                                KernelBackend backend)

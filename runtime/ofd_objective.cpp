@@ -86,8 +86,8 @@ class OfdObjective : public Objective {
 public:
     explicit OfdObjective(bool teacher_train_mode) : teacher_train_mode_(teacher_train_mode) {}
     std::string name() const override { return "ofd"; }
-    TapRequest student_taps() const override { return preact_only(); }
-    TapRequest teacher_taps() const override { return preact_only(); }
+    TapRequest student_taps() const override { return TapRequest::of(false, /*preact_feats=*/true, false); }
+    TapRequest teacher_taps() const override { return TapRequest::of(false, /*preact_feats=*/true, false); }
     bool teacher_train_mode() const override { return teacher_train_mode_; }
 
     void prepare(const NetOutputs &student, const NetOutputs &teacher, const PrepareContext &context) override {
@@ -142,18 +142,10 @@ public:
             const at::Tensor stage = partial.abs().mean(0).sum() / std::pow(2.0, double(n - i - 1));
             loss = loss.defined() ? loss + stage : stage;
         }
-        ObjectiveValue v;
-        v.loss_tensor = loss;
-        v.loss = loss.item<double>();
-        return v;
+        return ObjectiveValue::of_loss_tensor(loss);
     }
 
 private:
-    static TapRequest preact_only() {
-        TapRequest t;
-        t.preact_feats = true;
-        return t;
-    }
     bool teacher_train_mode_;
     size_t first_s_ = 1, first_t_ = 1;  // the preact_feats index of the first stage used
     OfdConnectors connectors_{nullptr};

@@ -36,8 +36,8 @@ void check_pooled(const char *which, const at::Tensor &pooled) {
 class PktObjective : public Objective {
 public:
     std::string name() const override { return "pkt"; }
-    TapRequest student_taps() const override { return pooled(); }
-    TapRequest teacher_taps() const override { return pooled(); }
+    TapRequest student_taps() const override { return TapRequest::of(false, false, /*pooled=*/true); }
+    TapRequest teacher_taps() const override { return TapRequest::of(false, false, /*pooled=*/true); }
 
     void prepare(const NetOutputs &student, const NetOutputs &teacher, const PrepareContext &) override {
         check_pooled("student", student.pooled);
@@ -52,18 +52,9 @@ public:
         const at::Tensor fs = in.student.pooled, ft = in.teacher.pooled.detach();
         const at::Tensor ss = similarity(fs.reshape({fs.size(0), -1}));
         const at::Tensor st = similarity(ft.reshape({ft.size(0), -1}));
-        ObjectiveValue v;
-        v.loss_tensor = (st * at::log((st + kEps) / (ss + kEps))).mean();
-        v.loss = v.loss_tensor.item<double>();
-        return v;
+        return ObjectiveValue::of_loss_tensor((st * at::log((st + kEps) / (ss + kEps))).mean());
     }
 
-private:
-    static TapRequest pooled() {
-        TapRequest t;
-        t.pooled = true;
-        return t;
-    }
 };
 
 }  // namespace

@@ -124,16 +124,8 @@ class ReviewKdObjective : public Objective {
 public:
     explicit ReviewKdObjective(int warmup_epochs) : warmup_epochs_(warmup_epochs) {}
     std::string name() const override { return "reviewkd"; }
-    TapRequest student_taps() const override {
-        TapRequest t;
-        t.feats = t.pooled = true;
-        return t;
-    }
-    TapRequest teacher_taps() const override {
-        TapRequest t;
-        t.preact_feats = t.pooled = true;
-        return t;
-    }
+    TapRequest student_taps() const override { return TapRequest::of(/*feats=*/true, false, /*pooled=*/true); }
+    TapRequest teacher_taps() const override { return TapRequest::of(false, /*preact_feats=*/true, /*pooled=*/true); }
 
     void prepare(const NetOutputs &student, const NetOutputs &teacher, const PrepareContext &context) override {
         const std::string teacher_name =
@@ -171,10 +163,7 @@ public:
         at::Tensor loss = level_loss[0];  // summed shallowest first, as the reference does
         for (size_t j = 1; j < n; j++) loss = loss + level_loss[j];
         loss = loss * warmup_factor(in.epoch, warmup_epochs_);
-        ObjectiveValue v;
-        v.loss_tensor = loss;
-        v.loss = loss.item<double>();
-        return v;
+        return ObjectiveValue::of_loss_tensor(loss);
     }
 
 private:

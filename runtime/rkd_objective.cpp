@@ -53,8 +53,8 @@ public:
           w_d_(o.rkd_distance_weight),
           w_a_(o.rkd_angle_weight) {}
     std::string name() const override { return name_; }
-    TapRequest student_taps() const override { return pooled(); }
-    TapRequest teacher_taps() const override { return pooled(); }
+    TapRequest student_taps() const override { return TapRequest::of(false, false, /*pooled=*/true); }
+    TapRequest teacher_taps() const override { return TapRequest::of(false, false, /*pooled=*/true); }
 
     void prepare(const NetOutputs &student, const NetOutputs &teacher, const PrepareContext &) override {
         check_pooled(name_, "student", student.pooled);
@@ -72,18 +72,10 @@ public:
         if (distance_ && s.size(0) >= 2)
             loss = loss + w_d_ * at::smooth_l1_loss(normalized_pdist(s), normalized_pdist(t), at::Reduction::Mean, 1.0);
         if (angle_) loss = loss + w_a_ * at::smooth_l1_loss(angles(s), angles(t), at::Reduction::Mean, 1.0);
-        ObjectiveValue v;
-        v.loss_tensor = loss;
-        v.loss = loss.item<double>();
-        return v;
+        return ObjectiveValue::of_loss_tensor(loss);
     }
 
 private:
-    static TapRequest pooled() {
-        TapRequest t;
-        t.pooled = true;
-        return t;
-    }
     std::string name_;
     bool distance_, angle_;
     double w_d_, w_a_;

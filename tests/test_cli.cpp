@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_runner.h"
 #include "scratch_data.h"
 
 #ifndef DTOKD_CLI
@@ -27,28 +28,7 @@ namespace {
 
 using namespace dtokd_test;
 
-struct CliResult {
-    int code = -1;
-    std::string output;  // stdout and stderr together
-};
-
 std::string quoted(const std::string &s) { return "'" + s + "'"; }
-
-CliResult run_cli(const std::string &args, const std::string &env = "") {
-    const std::string cmd = env + std::string(DTOKD_CLI) + " " + args + " 2>&1";
-    CliResult r;
-    FILE *pipe = ::popen(cmd.c_str(), "r");
-    if (!pipe) {
-        r.output = "popen failed: " + cmd;
-        return r;
-    }
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
-    const int status = ::pclose(pipe);
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return r;
-}
 
 std::string slurp(const std::string &path) {
     const Bytes b = read_bytes(path);

@@ -25,6 +25,7 @@
 
 #include "model_factory.h"
 #include "objective_registry.h"
+#include "cli_runner.h"
 #include "scratch_data.h"
 #include "torch_reference.h"
 
@@ -321,24 +322,6 @@ TEST(CrdObjective, BadInputsFailWithOneClearError) {
 }
 
 // ---- the dtokd CLI on tiny CIFAR-100 files -------------------------------------------
-
-struct CliResult {
-    int code = -1;
-    std::string output;
-};
-
-CliResult run_cli(const std::string &args) {
-    const std::string cmd = std::string(DTOKD_CLI) + " " + args + " 2>&1";
-    CliResult r;
-    FILE *pipe = ::popen(cmd.c_str(), "r");
-    if (!pipe) return r;
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
-    const int status = ::pclose(pipe);
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return r;
-}
 
 std::string quoted(const std::string &s) { return "'" + s + "'"; }
 

@@ -1,0 +1,32 @@
+// Runs the dtokd binary as a user would (a shell command line), for the CLI tests.
+#pragma once
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <string>
+
+namespace dtokd_test {
+
+struct CliResult {
+    int code = -1;
+    std::string output;  // stdout and stderr together
+};
+
+// `env` is prepended to the command line (e.g. "DTOKD_THREADS=1 " or "ulimit -f 64 && ").
+inline CliResult run_cli(const std::string &args, const std::string &env = "") {
+    const std::string cmd = env + std::string(DTOKD_CLI) + " " + args + " 2>&1";
+    CliResult r;
+    FILE *pipe = ::popen(cmd.c_str(), "r");
+    if (!pipe) {
+        r.output = "popen failed: " + cmd;
+        return r;
+    }
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
+    const int status = ::pclose(pipe);
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return r;
+}
+
+}  // namespace dtokd_test
