@@ -17,7 +17,9 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint.h"
 #include "cli_runner.h"
+#include "model_factory.h"
 #include "scratch_data.h"
 
 #ifndef DTOKD_CLI
@@ -305,6 +307,39 @@ TEST_F(DtokdCli, DistillNeedsATeacher) {
     const CliResult r = run_cli("distill " + common() + " --method kd --out " + quoted(path("noteacher")));
     expect_one_error(r, {"kd", "--teacher"});
     EXPECT_FALSE(fs::exists(path("noteacher")));
+}
+
+// `dtokd eval` against an independent reference: the checkpoint loaded into a fresh zoo
+// model, 1000 test images normalized by hand with MNIST's constants, labels chosen so the
+// right model scores exactly 0.7 (its own predictions for 700 images, another class for
+// 300); a wrong model or a wrong preprocessing would land near chance (0.1).
+TEST_F(DtokdCli, EvalMatchesAnIndependentReference) {
+    ASSERT_TRAINED();
+    const int n = 1000;
+    IdxSplit test = random_idx_split(n, 28, 28, 10, 77);
+    auto model = dtokd::make_model("cnn_small", 1, 10);
+    dtokd::load_checkpoint(path("t/checkpoint.pt"), *model);
+    model->eval();
+    torch::Tensor x = torch::empty({n, 1, 28, 28});
+    for (int64_t i = 0; i < x.numel(); i++)
+        x.view(-1)[i] = (double(uint8_t(test.pixels[size_t(i)])) / 255.0 - 0.1307) / 0.3081;
+    torch::Tensor pred;
+    {
+        torch::NoGradGuard no_grad;
+        pred = model->forward(x).argmax(1);
+    }
+    for (int i = 0; i < n; i++) {
+        const int p = int(pred[i].item<int64_t>());
+        test.labels[size_t(i)] = char(i < 700 ? p : (p + 1) % 10);
+    }
+    const std::string dir = path("eval-ref");
+    fs::create_directories(dir);
+    write_idx_dataset(dir, test, test, 28, 28, /*gz=*/false);
+    const CliResult r = run_cli("eval " + quoted(path("t/checkpoint.pt")) + " --dataset mnist --data " + quoted(dir));
+    ASSERT_EQ(r.code, 0) << r.output;
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(r.output, m, std::regex(R"(test accuracy ([0-9.eE+-]+))"))) << r.output;
+    EXPECT_NEAR(std::stod(m[1]), 0.7, 1e-9) << r.output;
 }
 
 TEST_F(DtokdCli, EvalPrintsTestAccuracy) {
