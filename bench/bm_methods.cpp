@@ -104,8 +104,7 @@ struct MethodSetup {
     }
 
     dtokd::NetOutputs forward(dtokd::ModelHandle &net, const dtokd::TapRequest &t) {
-        if (!t.any()) return dtokd::NetOutputs{net.forward(images), {}, {}, {}};
-        return dtokd::to_net_outputs(net.forward_features(images, dtokd::to_feature_request(t)));
+        return dtokd::forward_taps(net, images, t);
     }
     dtokd::ObjectiveBatch batch() {
         return dtokd::ObjectiveBatch(

@@ -78,8 +78,7 @@ struct StepSetup {
     }
 
     dtokd::NetOutputs forward(dtokd::ModelHandle &m, const dtokd::TapRequest &t) {
-        if (!t.any()) return dtokd::NetOutputs{m.forward(images), {}, {}, {}};
-        return dtokd::to_net_outputs(m.forward_features(images, dtokd::to_feature_request(t)));
+        return dtokd::forward_taps(m, images, t);
     }
 
     dtokd::ObjectiveBatch objectives() {

@@ -20,4 +20,13 @@ NetOutputs to_net_outputs(ModelOutputs outputs) {
     return n;
 }
 
+NetOutputs forward_taps(ModelHandle &model, const at::Tensor &x, const TapRequest &taps) {
+    if (!taps.any()) {
+        NetOutputs out;
+        out.logits = model.forward(x);
+        return out;
+    }
+    return to_net_outputs(model.forward_features(x, to_feature_request(taps)));
+}
+
 }  // namespace dtokd

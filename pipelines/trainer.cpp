@@ -146,16 +146,6 @@ std::unique_ptr<ObjectiveList> objective_list_for(const TrainConfig &cfg) {
     return make_objective_list(objective_names_for(cfg), opts);
 }
 
-// One forward keeping the taps `taps` (a plain logit forward when none).
-NetOutputs forward_taps(ModelHandle &model, const at::Tensor &x, const TapRequest &taps) {
-    if (!taps.any()) {
-        NetOutputs out;
-        out.logits = model.forward(x);
-        return out;
-    }
-    return to_net_outputs(model.forward_features(x, to_feature_request(taps)));
-}
-
 PolicyConfig policy_config(const TrainConfig &cfg) {
     PolicyConfig p;
     p.method = cfg.method;
