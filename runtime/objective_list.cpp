@@ -4,7 +4,10 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cstring>
+#include <map>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 
 namespace dtokd {
@@ -130,6 +133,49 @@ std::vector<std::pair<std::string, at::Tensor>> ObjectiveList::named_state() {
         for (const auto &b : m->named_buffers()) out.emplace_back(o->name() + "." + b.key(), b.value());
     }
     return out;
+}
+
+void ObjectiveList::load_named_state(const std::vector<std::pair<std::string, at::Tensor>> &state) {
+    std::map<std::string, at::Tensor> by_name(state.begin(), state.end());
+    torch::NoGradGuard no_grad;
+    for (auto &[name, dst] : named_state()) {
+        const auto it = by_name.find(name);
+        if (it == by_name.end())
+            throw std::runtime_error("objective state '" + name + "' is missing (saved by a run with other objectives?)");
+        if (it->second.sizes() != dst.sizes())
+            throw std::runtime_error("objective state '" + name + "' has shape " + c10::str(it->second.sizes()) +
+                                     "; the module expects " + c10::str(dst.sizes()));
+        dst.copy_(it->second);
+    }
+}
+
+at::Tensor ObjectiveList::optimizer_state() const {
+    if (!optimizer_) return at::empty({0}, at::kByte);
+    torch::serialize::OutputArchive archive;
+    optimizer_->save(archive);
+    std::ostringstream bytes;
+    archive.save_to(bytes);
+    const std::string s = bytes.str();
+    at::Tensor out = at::empty({int64_t(s.size())}, at::kByte);
+    std::memcpy(out.data_ptr<uint8_t>(), s.data(), s.size());
+    return out;
+}
+
+void ObjectiveList::load_optimizer_state(const at::Tensor &bytes) {
+    if (!optimizer_) {
+        if (bytes.numel() != 0)
+            throw std::runtime_error("objective optimizer state given, but no objective of this run owns a module");
+        return;
+    }
+    const at::Tensor b = bytes.contiguous();
+    std::istringstream in(std::string(reinterpret_cast<const char *>(b.data_ptr<uint8_t>()), size_t(b.numel())));
+    torch::serialize::InputArchive archive;
+    try {
+        archive.load_from(in);
+        optimizer_->load(archive);
+    } catch (const c10::Error &e) {
+        throw std::runtime_error("objective optimizer state does not fit this run's modules: " + e.msg());
+    }
 }
 
 }  // namespace dtokd

@@ -53,6 +53,13 @@ public:
     std::vector<torch::nn::Module *> modules();
     // Parameters and buffers as "<objective>.<name>" (checkpoint entries).
     std::vector<std::pair<std::string, at::Tensor>> named_state();
+    // Copies entries named as named_state() names them back into the modules; every
+    // parameter and buffer must be there with its shape (std::runtime_error naming it).
+    void load_named_state(const std::vector<std::pair<std::string, at::Tensor>> &state);
+    // The modules' optimizer state (momentum or Adam moments, step counts) as bytes in a
+    // uint8 tensor (empty when no objective owns a module), and back.
+    at::Tensor optimizer_state() const;
+    void load_optimizer_state(const at::Tensor &bytes);
 
 private:
     std::vector<std::unique_ptr<Objective>> objectives_;

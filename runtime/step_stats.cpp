@@ -4,6 +4,7 @@
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
+#include <string>
 
 namespace dtokd {
 
@@ -71,47 +72,77 @@ void fill_pair_view(StepStats &s) {
     s.improve_task = s.improve[1];
 }
 
-namespace {
-void put(std::ostringstream &os, const char *key, double v) {
-    os << ",\"" << key << "\":";
-    if (std::isfinite(v))
-        os << v;
-    else
-        os << "null";
-}
-}  // namespace
-
-std::string StepStatsWindow::to_json(int64_t last_step) const {
-    std::ostringstream os;
-    os.precision(8);
-    os << "{\"step\":" << last_step << ",\"steps\":" << count_ << ",\"skipped\":" << skipped_
-       << ",\"exact_steps\":" << exact_;
-    put(os, "loss_distill", loss_distill_.value());
-    put(os, "loss_task", loss_task_.value());
-    put(os, "pi1", pi1_.value());
-    put(os, "pi2", pi2_.value());
-    put(os, "cos_ab", cos_.value());
-    put(os, "conflict_fraction", cos_seen_ > 0 ? double(conflicts_) / double(cos_seen_) : StepStats::nan);
-    // Geometric mean: the ratio spans orders of magnitude.
-    put(os, "norm_ratio", std::exp(ln_norm_ratio_.value()));
-    put(os, "log_grad_norm_ratio", std::exp(ln_log_grad_norm_ratio_.value()));
-    put(os, "a_dot_g", a_dot_g_.value());
-    put(os, "b_dot_g", b_dot_g_.value());
-    put(os, "improve_distill", improve_distill_.value());
-    put(os, "improve_task", improve_task_.value());
-    put(os, "step_seconds", seconds_.value());
-    put(os, "min_cos", min_cos_.value());
+std::vector<std::pair<std::string, double>> StepStatsWindow::fields(int64_t last_step) const {
+    std::vector<std::pair<std::string, double>> f = {
+        {"step", double(last_step)},
+        {"steps", double(count_)},
+        {"skipped", double(skipped_)},
+        {"exact_steps", double(exact_)},
+        {"loss_distill", loss_distill_.value()},
+        {"loss_task", loss_task_.value()},
+        {"pi1", pi1_.value()},
+        {"pi2", pi2_.value()},
+        {"cos_ab", cos_.value()},
+        {"conflict_fraction", cos_seen_ > 0 ? double(conflicts_) / double(cos_seen_) : StepStats::nan},
+        // Geometric mean: the ratio spans orders of magnitude.
+        {"norm_ratio", std::exp(ln_norm_ratio_.value())},
+        {"log_grad_norm_ratio", std::exp(ln_log_grad_norm_ratio_.value())},
+        {"a_dot_g", a_dot_g_.value()},
+        {"b_dot_g", b_dot_g_.value()},
+        {"improve_distill", improve_distill_.value()},
+        {"improve_task", improve_task_.value()},
+        {"step_seconds", seconds_.value()},
+        {"min_cos", min_cos_.value()},
+    };
     for (size_t k = 0; k < names_.size() && k < size_t(kMaxObjectives); k++) {
         const std::string &n = names_[k];
-        put(os, ("loss_" + n).c_str(), loss_[k].value());
-        put(os, ("pi_" + n).c_str(), pi_[k].value());
-        put(os, ("grad_norm_" + n).c_str(), std::exp(ln_grad_norm_[k].value()));
-        put(os, ("dot_direction_" + n).c_str(), dot_direction_[k].value());
-        put(os, ("improve_" + n).c_str(), improve_[k].value());
+        f.emplace_back("loss_" + n, loss_[k].value());
+        f.emplace_back("pi_" + n, pi_[k].value());
+        f.emplace_back("grad_norm_" + n, std::exp(ln_grad_norm_[k].value()));
+        f.emplace_back("dot_direction_" + n, dot_direction_[k].value());
+        f.emplace_back("improve_" + n, improve_[k].value());
     }
-    os << "}";
-    return os.str();
+    return f;
 }
+
+// The window's accumulators in one fixed order (state() and restore() share it).
+template <typename Window, typename VisitCount, typename VisitMean>
+void visit_window_accumulators(Window &w, VisitCount &&visit_count, VisitMean &&visit_mean) {
+    for (auto *c : {&w.count_, &w.skipped_, &w.exact_, &w.conflicts_, &w.cos_seen_}) visit_count(*c);
+    for (auto *m : {&w.loss_distill_, &w.loss_task_, &w.pi1_, &w.pi2_, &w.cos_, &w.ln_norm_ratio_,
+                    &w.ln_log_grad_norm_ratio_, &w.a_dot_g_, &w.b_dot_g_, &w.improve_distill_, &w.improve_task_,
+                    &w.seconds_, &w.min_cos_})
+        visit_mean(*m);
+    for (auto *a : {&w.loss_, &w.pi_, &w.ln_grad_norm_, &w.dot_direction_, &w.improve_})
+        for (auto &m : *a) visit_mean(m);
+}
+
+std::vector<double> StepStatsWindow::state() const {
+    std::vector<double> out;
+    visit_window_accumulators(
+        *this, [&](const int64_t &c) { out.push_back(double(c)); },
+        [&](const Mean &m) {
+            out.push_back(m.sum);
+            out.push_back(double(m.n));
+        });
+    return out;
+}
+
+void StepStatsWindow::restore(const std::vector<double> &state) {
+    const size_t expected = state_size();
+    if (state.size() != expected)
+        throw std::invalid_argument("metrics window state has " + std::to_string(state.size()) + " values; expected " +
+                                    std::to_string(expected));
+    size_t i = 0;
+    visit_window_accumulators(
+        *this, [&](int64_t &c) { c = int64_t(state[i++]); },
+        [&](Mean &m) {
+            m.sum = state[i++];
+            m.n = int64_t(state[i++]);
+        });
+}
+
+size_t StepStatsWindow::state_size() const { return state().size(); }
 
 void NonFiniteGuard::record(const StepStats &s) {
     if (!s.skipped) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels.h"
@@ -53,11 +54,20 @@ public:
     explicit StepStatsWindow(std::vector<std::string> names = {}) : names_(std::move(names)) {}
     void add(const StepStats &s);
     int64_t count() const { return count_; }
-    // {"steps":..,"loss_distill":..,..,"conflict_fraction":..,"pi_kd":..} (no trailing newline).
-    std::string to_json(int64_t last_step) const;
+    // The interval as (key, value) in a fixed order: step (the last one), steps, skipped,
+    // exact_steps, the means of the pair view, then per objective (loss_<name>, pi_<name>,
+    // ...). NaN where no step of the interval had the value (JSON writers print null).
+    std::vector<std::pair<std::string, double>> fields(int64_t last_step) const;
     void clear() { *this = StepStatsWindow(names_); }
+    // Every accumulator, for checkpoints: a window restored from state() continues as if
+    // never interrupted (resume keeps the metrics lines of an uninterrupted run).
+    std::vector<double> state() const;
+    void restore(const std::vector<double> &state);
 
 private:
+    template <typename Window, typename VisitCount, typename VisitMean>
+    friend void visit_window_accumulators(Window &w, VisitCount &&visit_count, VisitMean &&visit_mean);
+    size_t state_size() const;
     struct Mean {
         double sum = 0;
         int64_t n = 0;
@@ -81,6 +91,12 @@ public:
     explicit NonFiniteGuard(int limit) : limit_(limit) {}
     void record(const StepStats &s);
     int64_t total_skipped() const { return total_; }
+    int consecutive_skipped() const { return consecutive_; }
+    // For resume: the counters as a checkpoint recorded them.
+    void restore(int consecutive, int64_t total) {
+        consecutive_ = consecutive;
+        total_ = total;
+    }
 
 private:
     int limit_;

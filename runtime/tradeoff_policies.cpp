@@ -364,6 +364,27 @@ private:
     std::vector<double> w_, m_, v_;
     int64_t t_ = 0;
     int64_t reevals_due_ = 0;
+
+public:
+    // [n, w (n), m (n), v (n), t, reevals_due]; n = 0 before the first step.
+    std::vector<double> state() const override {
+        std::vector<double> out = {double(w_.size())};
+        for (const auto *a : {&w_, &m_, &v_}) out.insert(out.end(), a->begin(), a->end());
+        out.push_back(double(t_));
+        out.push_back(double(reevals_due_));
+        return out;
+    }
+    void load_state(const std::vector<double> &state) override {
+        const size_t n = state.empty() ? 0 : size_t(state[0]);
+        if (state.empty() || state.size() != 3 + 3 * n || n > size_t(kMaxObjectives))
+            throw std::invalid_argument("dto-amortized: policy state of " + std::to_string(state.size()) +
+                                        " values is not one this policy wrote");
+        w_.assign(state.begin() + 1, state.begin() + 1 + long(n));
+        m_.assign(state.begin() + 1 + long(n), state.begin() + 1 + 2 * long(n));
+        v_.assign(state.begin() + 1 + 2 * long(n), state.begin() + 1 + 3 * long(n));
+        t_ = int64_t(state[1 + 3 * n]);
+        reevals_due_ = int64_t(state[2 + 3 * n]);
+    }
 };
 
 // Logit-space DTO-KD (after MGDA-UB): the min-norm point on the Gram of
@@ -410,6 +431,12 @@ private:
 };
 
 }  // namespace
+
+void TradeoffPolicy::load_state(const std::vector<double> &state) {
+    if (!state.empty())
+        throw std::invalid_argument(name() + ": carries no state between steps, but was given " +
+                                    std::to_string(state.size()) + " values (a checkpoint of another method?)");
+}
 
 const std::vector<std::string> &policy_names() {
     static const std::vector<std::string> names = {"ce", "kd", "sum", "dto", "dto-amortized", "dto-logit"};

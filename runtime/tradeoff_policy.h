@@ -52,6 +52,12 @@ public:
     // step is skipped (parameters untouched) and StepStats::skipped says why.
     // Objective-specific modules step with their own objective's gradient.
     virtual StepStats step(ObjectiveSet &objectives, PolicyContext &ctx, int64_t step) = 0;
+    // What the policy carries from one step to the next (dto-amortized: its trade-off
+    // logits, their Adam moments and counters; nothing for the others), for checkpoints:
+    // a policy given load_state(state()) continues exactly as the one that wrote it.
+    virtual std::vector<double> state() const { return {}; }
+    // Throws std::invalid_argument when `state` is not one this policy wrote.
+    virtual void load_state(const std::vector<double> &state);
 };
 
 // Throws std::invalid_argument for an unknown method (listing the known ones) or bad options.
