@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <toml++/toml.h>
 
+#include <filesystem>
 #include <sstream>
 #include <stdexcept>
 
@@ -41,22 +42,6 @@ bool scalar_text(const toml::node &node, std::string &out) {
         return true;
     }
     return false;
-}
-
-std::string toml_quote(const std::string &s) {
-    std::string out = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\') out += '\\';
-        out += c;
-    }
-    return out + "\"";
-}
-
-bool looks_numeric(const std::string &s) {
-    if (s.empty()) return false;
-    char *end = nullptr;
-    std::strtod(s.c_str(), &end);
-    return end != nullptr && *end == '\0';
 }
 
 // The TOML type must match the option's: INT, FLOAT, TEXT or a flag (boolean).
@@ -125,36 +110,13 @@ void apply_config_file(CLI::App &app, const std::string &path) {
     }
 }
 
-std::string resolved_config_toml(const CLI::App &app) {
-    std::ostringstream os;
-    os << "# dtokd " << app.get_name() << ": resolved options (file + flags + defaults)\n";
-    for (const CLI::Option *opt : app.get_options()) {
-        const std::string name = opt->get_single_name();
-        if (opt->get_lnames().empty() || name == "help" || name == "config") continue;
-        std::vector<std::string> values = opt->results();
-        if (values.empty()) {
-            const std::string d = opt->get_default_str();
-            if (d.empty()) continue;
-            if (d.size() >= 2 && d.front() == '[' && d.back() == ']') {
-                std::stringstream ss(d.substr(1, d.size() - 2));
-                for (std::string item; std::getline(ss, item, ',');) values.push_back(item);
-            } else {
-                values.push_back(d);
-            }
-        }
-        auto render = [](const std::string &v) {
-            return (looks_numeric(v) || v == "true" || v == "false") ? v : toml_quote(v);
-        };
-        os << name << " = ";
-        if (opt->get_expected_max() > 1) {
-            os << "[";
-            for (size_t i = 0; i < values.size(); i++) os << (i ? ", " : "") << render(values[i]);
-            os << "]\n";
-        } else {
-            os << render(values.back()) << "\n";
-        }
+std::string run_config_path(const std::string &out) {
+    for (const std::string &dir : {out + ".partial", out}) {
+        const std::string path = dir + "/config.toml";
+        if (std::filesystem::exists(path)) return path;
     }
-    return os.str();
+    throw std::runtime_error(out + ": no run to resume here (no " + out + ".partial/config.toml or " + out +
+                             "/config.toml)");
 }
 
 }  // namespace dtokd

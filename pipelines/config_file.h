@@ -13,7 +13,8 @@ namespace dtokd {
 // Call after CLI parsing: applies `path` to the options of `app` not given as flags.
 void apply_config_file(CLI::App &app, const std::string &path);
 
-// The subcommand's options and their final values as TOML (the run's config.toml).
-std::string resolved_config_toml(const CLI::App &app);
+// The config.toml of the run at `out` (its .partial's while unfinished); std::runtime_error
+// naming both places when neither exists.
+std::string run_config_path(const std::string &out);
 
 }  // namespace dtokd

@@ -6,11 +6,13 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
-#include <regex>
 #include <sstream>
 #include <stdexcept>
 
+#include <nlohmann/json.hpp>
+
 #include "checkpoint.h"
+#include "config_toml.h"
 #include "run_folder.h"
 #include "trainer.h"
 
@@ -27,11 +29,12 @@ std::string slurp(const std::string &path) {
     return ss.str();
 }
 
-double json_number(const std::string &json, const std::string &key, const std::string &file) {
-    std::smatch m;
-    if (!std::regex_search(json, m, std::regex("\"" + key + "\":([-0-9.eE+]+)")))
-        throw std::runtime_error(file + ": no '" + key + "' in the run summary");
-    return std::stod(m[1]);
+// A number from a run's summary.json; one error naming the file when it is not there.
+double summary_number(const std::string &json, const std::string &key, const std::string &file) {
+    const nlohmann::json j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object() || !j.contains(key) || !j[key].is_number())
+        throw std::runtime_error(file + ": no number '" + key + "' in the run summary (a corrupt summary.json?)");
+    return j[key].get<double>();
 }
 
 struct StageResult {
@@ -39,24 +42,13 @@ struct StageResult {
     bool reused = false;
 };
 
-std::string toml_of(const TrainConfig &c) {
-    std::ostringstream os;
-    os << "# resolved by the default job\n"
-       << "dataset = \"" << c.dataset << "\"\nmodel = \"" << c.model << "\"\nmethod = \"" << c.method << "\"\n"
-       << "teacher = \"" << c.teacher << "\"\nepochs = " << c.epochs << "\nbatch-size = " << c.batch_size
-       << "\nlr = " << c.lr << "\nmomentum = " << c.momentum << "\nweight-decay = " << c.weight_decay
-       << "\nschedule = \"" << c.schedule << "\"\ntemperature = " << c.temperature << "\nseed = " << c.seed
-       << "\nkernels = \"" << c.kernels << "\"\n";
-    return os.str();
-}
-
 StageResult run_stage(const TrainConfig &cfg, const std::string &label) {
     StageResult r;
     const std::string summary = cfg.out + "/summary.json";
     if (fs::exists(summary) && fs::exists(cfg.out + "/checkpoint.pt")) {
         const std::string json = slurp(summary);
-        r.accuracy = json_number(json, "final_test_accuracy", summary);
-        r.seconds = json_number(json, "seconds", summary);
+        r.accuracy = summary_number(json, "final_test_accuracy", summary);
+        r.seconds = summary_number(json, "seconds", summary);
         r.reused = true;
         std::cerr << label << ": reusing " << cfg.out << "\n";
         return r;
@@ -68,7 +60,7 @@ StageResult run_stage(const TrainConfig &cfg, const std::string &label) {
     }
     std::cerr << label << ": " << cfg.model << " (" << cfg.method << ", " << cfg.epochs << " epochs) -> " << cfg.out
               << "\n";
-    const RunResult run = run_training(cfg, toml_of(cfg));
+    const RunResult run = run_training(cfg, config_toml(cfg, "dtokd default job: resolved options"));
     r.accuracy = run.final_test_accuracy;
     r.seconds = run.seconds;
     return r;

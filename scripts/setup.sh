@@ -11,7 +11,7 @@ packages=(
   libhalide14-0-dev libtorch-dev libgloo-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas0-pthread zlib1g-dev
-  libtomlplusplus-dev libcli11-dev
+  libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   dataset-fashion-mnist
   python3-torch python3-matplotlib
 )
