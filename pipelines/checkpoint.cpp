@@ -90,6 +90,19 @@ torch::serialize::InputArchive open_archive(const std::string &path, bool *verif
     return ar;
 }
 
+// The metadata's keys (read_meta); everything else is weights or state.
+const char *const kMetaKeys[] = {"dtokd_format_version", "model_name", "num_classes", "in_channels", "height",
+                                 "width", "epoch", "step", "config", "optimizer_kind", "optimizer_steps",
+                                 "optimizer_tensors" /* written by format 2 before state entries */};
+
+bool is_meta_key(const std::string &key) {
+    for (const char *k : kMetaKeys)
+        if (key == k) return true;
+    return false;
+}
+
+bool is_weight_key(const std::string &key) { return key.rfind("param/", 0) == 0 || key.rfind("buffer/", 0) == 0; }
+
 CheckpointMeta read_meta(torch::serialize::InputArchive &ar, const std::string &path, bool verified) {
     at::Tensor version;
     if (!ar.try_read("dtokd_format_version", version))
@@ -119,8 +132,10 @@ CheckpointMeta read_meta(torch::serialize::InputArchive &ar, const std::string &
 }  // namespace
 
 void save_checkpoint(const std::string &path, const torch::nn::Module &model, const CheckpointMeta &meta,
-                     const std::vector<at::Tensor> &optimizer_state,
-                     const std::vector<std::pair<std::string, at::Tensor>> &objective_state) {
+                     const CheckpointEntries &state) {
+    for (const auto &[key, t] : state)
+        if (key.empty() || is_meta_key(key) || is_weight_key(key))
+            throw std::invalid_argument("checkpoint state entry '" + key + "' collides with the weights or metadata");
     torch::serialize::OutputArchive ar;
     ar.write("dtokd_format_version", scalar(kCheckpointFormatVersion));
     ar.write("model_name", text(meta.model_name));
@@ -133,12 +148,9 @@ void save_checkpoint(const std::string &path, const torch::nn::Module &model, co
     ar.write("config", text(meta.config));
     ar.write("optimizer_kind", text(meta.optimizer_kind));
     ar.write("optimizer_steps", scalar(meta.optimizer_steps));
-    ar.write("optimizer_tensors", scalar(int64_t(optimizer_state.size())));
-    for (size_t i = 0; i < optimizer_state.size(); i++)
-        ar.write("optimizer/" + std::to_string(i), optimizer_state[i].detach().cpu());
     for (const auto &p : model.named_parameters(true)) ar.write("param/" + p.key(), p.value().detach().cpu());
     for (const auto &b : model.named_buffers(true)) ar.write("buffer/" + b.key(), b.value().detach().cpu());
-    for (const auto &[key, t] : objective_state) ar.write("objective/" + key, t.detach().cpu());
+    for (const auto &[key, t] : state) ar.write(key, t.detach().cpu());
     // Serialized in memory first: LibTorch's file writer throws from a destructor when
     // the disk fills (an abort); write_file_atomic checks every write instead.
     std::ostringstream archive;
@@ -173,8 +185,7 @@ bool is_dtokd_checkpoint(const std::string &path) {
     }
 }
 
-CheckpointMeta load_checkpoint(const std::string &path, torch::nn::Module &model,
-                               std::vector<at::Tensor> *optimizer_state) {
+CheckpointMeta load_checkpoint(const std::string &path, torch::nn::Module &model, CheckpointEntries *state) {
     bool verified = false;
     auto ar = open_archive(path, &verified);
     CheckpointMeta meta = read_meta(ar, path, verified);
@@ -191,26 +202,25 @@ CheckpointMeta load_checkpoint(const std::string &path, torch::nn::Module &model
     };
     for (auto &p : model.named_parameters(true)) copy_in("param/" + p.key(), p.value());
     for (auto &b : model.named_buffers(true)) copy_in("buffer/" + b.key(), b.value());
-    if (optimizer_state) {
-        optimizer_state->clear();
-        const int64_t n = read_int(ar, "optimizer_tensors");
-        for (int64_t i = 0; i < n; i++) {
-            at::Tensor t;
-            ar.read("optimizer/" + std::to_string(i), t);
-            optimizer_state->push_back(t);
-        }
+    if (state) {
+        state->clear();
+        for (const std::string &key : ar.keys())
+            if (!is_meta_key(key) && !is_weight_key(key)) {
+                at::Tensor t;
+                ar.read(key, t);
+                state->emplace_back(key, t);
+            }
     }
     return meta;
 }
 
-std::vector<std::pair<std::string, at::Tensor>> read_objective_state(const std::string &path) {
+CheckpointEntries read_checkpoint_entries(const std::string &path, const std::string &prefix) {
     bool verified = false;
     auto ar = open_archive(path, &verified);
     read_meta(ar, path, verified);
-    std::vector<std::pair<std::string, at::Tensor>> out;
-    const std::string prefix = "objective/";
+    CheckpointEntries out;
     for (const std::string &key : ar.keys())
-        if (key.rfind(prefix, 0) == 0) {
+        if (key.rfind(prefix, 0) == 0 && !is_meta_key(key) && !is_weight_key(key)) {
             at::Tensor t;
             ar.read(key, t);
             out.emplace_back(key.substr(prefix.size()), t);

@@ -31,11 +31,15 @@ struct CheckpointMeta {
     int64_t optimizer_steps = 0;
 };
 
-// `objective_state`: the parameters and buffers of the objectives' own modules
-// (a regressor, connectors), stored as "objective/<key>".
+// Named tensors beside the weights: what a run needs to continue (optimizer state as
+// "optimizer/<i>", the objectives' modules as "objective/<objective>.<name>", the
+// policy's and the loop's state), stored under their keys.
+using CheckpointEntries = std::vector<std::pair<std::string, at::Tensor>>;
+
+// `state` keys must not collide with the weights ("param/", "buffer/") or the metadata
+// (std::invalid_argument).
 void save_checkpoint(const std::string &path, const torch::nn::Module &model, const CheckpointMeta &meta,
-                     const std::vector<at::Tensor> &optimizer_state,
-                     const std::vector<std::pair<std::string, at::Tensor>> &objective_state = {});
+                     const CheckpointEntries &state = {});
 
 // Reads only the metadata; throws std::runtime_error naming the file when it is
 // unreadable, not a dtokd checkpoint, or of another format version.
@@ -45,11 +49,16 @@ bool is_dtokd_checkpoint(const std::string &path);
 
 // Copies the weights into `model` in place (parameter storage, e.g. a FlatArena,
 // is kept). Every parameter and buffer must be present with the same shape.
+// `state`, when given, receives every entry save_checkpoint got as `state`.
 CheckpointMeta load_checkpoint(const std::string &path, torch::nn::Module &model,
-                               std::vector<at::Tensor> *optimizer_state = nullptr);
+                               CheckpointEntries *state = nullptr);
 
-// The objectives' module entries ("<objective>.<name>", as save_checkpoint got them).
-std::vector<std::pair<std::string, at::Tensor>> read_objective_state(const std::string &path);
+// The state entries whose key starts with `prefix`, with the prefix removed (e.g.
+// "objective/": the objectives' modules as "<objective>.<name>").
+CheckpointEntries read_checkpoint_entries(const std::string &path, const std::string &prefix);
+inline CheckpointEntries read_objective_state(const std::string &path) {
+    return read_checkpoint_entries(path, "objective/");
+}
 
 
 }  // namespace dtokd

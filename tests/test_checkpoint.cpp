@@ -76,7 +76,11 @@ TEST(Checkpoint, RoundTripsWeightsBuffersOptimizerStateAndMeta) {
                                                torch::arange(5, torch::kLong), torch::randn({})};
     const std::vector<std::pair<std::string, at::Tensor>> objective_state = {
         {"fitnet.conv.weight", torch::randn({4, 2, 1, 1})}, {"crd.memory_s", torch::randn({6, 3})}};
-    dtokd::save_checkpoint(path, *saved, sample_meta(), opt_state, objective_state);
+    dtokd::CheckpointEntries state;
+    for (size_t i = 0; i < opt_state.size(); i++) state.emplace_back("optimizer/" + std::to_string(i), opt_state[i]);
+    for (const auto &[key, t] : objective_state) state.emplace_back("objective/" + key, t);
+    state.emplace_back("loop/rng", torch::arange(3, torch::kByte));
+    dtokd::save_checkpoint(path, *saved, sample_meta(), state);
     ASSERT_TRUE(fs::exists(path));
     const auto objective_loaded = dtokd::read_objective_state(path);
     ASSERT_EQ(objective_loaded.size(), objective_state.size());
@@ -96,8 +100,8 @@ TEST(Checkpoint, RoundTripsWeightsBuffersOptimizerStateAndMeta) {
     for (const auto &p : loaded->named_parameters(true)) storage_before[p.key()] = p.value().data_ptr();
     for (const auto &b : loaded->named_buffers(true)) storage_before[b.key()] = b.value().data_ptr();
 
-    std::vector<at::Tensor> opt_loaded = {torch::ones({1})};  // replaced, not appended to
-    const CheckpointMeta meta = dtokd::load_checkpoint(path, *loaded, &opt_loaded);
+    dtokd::CheckpointEntries state_loaded = {{"stale", torch::ones({1})}};  // replaced, not appended to
+    const CheckpointMeta meta = dtokd::load_checkpoint(path, *loaded, &state_loaded);
     expect_same_meta(meta, sample_meta());
 
     const auto sp = saved->named_parameters(true), lp = loaded->named_parameters(true);
@@ -113,11 +117,18 @@ TEST(Checkpoint, RoundTripsWeightsBuffersOptimizerStateAndMeta) {
         EXPECT_TRUE(torch::equal(b.value(), lb[b.key()])) << b.key();
         EXPECT_EQ(lb[b.key()].data_ptr(), storage_before[b.key()]) << b.key();
     }
-    ASSERT_EQ(opt_loaded.size(), opt_state.size());
-    for (size_t i = 0; i < opt_state.size(); i++) {
-        EXPECT_EQ(opt_loaded[i].scalar_type(), opt_state[i].scalar_type()) << i;
-        EXPECT_TRUE(torch::equal(opt_loaded[i], opt_state[i])) << i;
+    ASSERT_EQ(state_loaded.size(), state.size());  // every entry, nothing else (no weights, no metadata)
+    std::map<std::string, at::Tensor> by_key(state_loaded.begin(), state_loaded.end());
+    for (const auto &[key, t] : state) {
+        ASSERT_TRUE(by_key.count(key)) << key;
+        EXPECT_EQ(by_key[key].scalar_type(), t.scalar_type()) << key;
+        EXPECT_TRUE(torch::equal(by_key[key], t)) << key;
     }
+    // A state key that would shadow the weights or the metadata is refused.
+    EXPECT_THROW(dtokd::save_checkpoint(dir / "x.pt", *saved, sample_meta(), {{"param/fc.weight", torch::ones({1})}}),
+                 std::invalid_argument);
+    EXPECT_THROW(dtokd::save_checkpoint(dir / "x.pt", *saved, sample_meta(), {{"epoch", torch::ones({1})}}),
+                 std::invalid_argument);
     // Same outputs in eval mode (running stats included).
     saved->eval();
     loaded->eval();
@@ -143,7 +154,7 @@ TEST(Checkpoint, LoadsIntoParametersViewingOneArena) {
             off += p.numel();
         }
     }
-    std::vector<at::Tensor> none = {torch::ones({2})};
+    dtokd::CheckpointEntries none = {{"stale", torch::ones({2})}};
     dtokd::load_checkpoint(dir / "c.pt", *target, &none);
     EXPECT_TRUE(none.empty());
     int64_t off = 0;
@@ -197,7 +208,8 @@ TEST(Checkpoint, AFlippedByteAnywhereIsOneError) {
     ScratchDir dir("ckptflip");
     const std::string whole = dir / "whole.pt", bad = dir / "bad.pt";
     auto model = dtokd::make_model("cnn_small", 1, 10);
-    dtokd::save_checkpoint(whole, *model, sample_meta(), {torch::ones({5})}, {{"fitnet.conv.weight", torch::ones({2})}});
+    dtokd::save_checkpoint(whole, *model, sample_meta(),
+                           {{"optimizer/0", torch::ones({5})}, {"objective/fitnet.conv.weight", torch::ones({2})}});
     const Bytes bytes = read_bytes(whole);
     std::vector<size_t> offsets;
     for (size_t i = 0; i < 24; i++) offsets.push_back(i);                    // magic, length, checksum
@@ -288,7 +300,7 @@ TEST(Checkpoint, SavesAtomically) {
     CheckpointMeta m = sample_meta();
     dtokd::save_checkpoint(path, *a, m, {});
     m.step = 5555;
-    dtokd::save_checkpoint(path, *a, m, {torch::ones({3})});  // replaces the first
+    dtokd::save_checkpoint(path, *a, m, {{"optimizer/0", torch::ones({3})}});  // replaces the first
     EXPECT_EQ(files_under(dir.path()), std::vector<std::string>{"checkpoint.pt"});
     EXPECT_EQ(dtokd::read_checkpoint_meta(path).step, 5555);
 
