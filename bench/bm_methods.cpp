@@ -24,6 +24,7 @@
 #include "net_taps.h"
 #include "objective_batch.h"
 #include "objective_registry.h"
+#include "step_engine.h"
 #include "threads.h"
 #include "tradeoff_policy.h"
 
@@ -51,79 +52,51 @@ const std::vector<Method> &methods() {
     return m;
 }
 
-// Student, objectives (modules built from a probe), policy, arena, optimizer, one batch.
+// The step engine (objectives' modules built from a probe of this batch) and one batch.
 struct MethodSetup {
-    dtokd::ModelHandle student;
-    std::unique_ptr<dtokd::ObjectiveList> list;
-    std::unique_ptr<dtokd::TradeoffPolicy> policy;
-    std::unique_ptr<dtokd::FlatArena> arena;
-    std::unique_ptr<dtokd::FusedOptimizer> optimizer;
-    dtokd::TapRequest taps;
+    std::unique_ptr<dtokd::StepEngine> engine;
     dtokd::NetOutputs teacher_out;
     dtokd::BatchTargets targets;
     torch::Tensor images;
 
     MethodSetup(const Method &m, const std::string &policy_name) {
         torch::manual_seed(0);
-        student = dtokd::build_model("resnet8x4", 3, 32, 32, kClasses);
+        dtokd::ModelHandle student = dtokd::build_model("resnet8x4", 3, 32, 32, kClasses);
         dtokd::ModelHandle teacher = dtokd::build_model("resnet32x4", 3, 32, 32, kClasses);
         images = torch::randn({kBatch, 3, 32, 32});
         targets.labels = torch::randint(0, kClasses, {kBatch}, torch::kLong);
         targets.indices = torch::randint(0, kTrainSamples, {kBatch}, torch::kLong);
-        dtokd::ObjectiveOptions opts;
-        list = dtokd::make_objective_list(m.objectives, opts);
-        taps = list->student_taps();
+        std::unique_ptr<dtokd::ObjectiveList> list = dtokd::make_objective_list(m.objectives, dtokd::ObjectiveOptions{});
         if (const int64_t k = list->contrast_negatives(); k > 0)  // own index, then K random others
             targets.contrast_indices =
                 torch::cat({targets.indices.unsqueeze(1), torch::randint(0, kTrainSamples, {kBatch, k}, torch::kLong)}, 1);
-        dtokd::OptimizerConfig oc;
-        oc.sgd.lr = 1e-3;  // small: thousands of steps on one batch
-        oc.sgd.momentum = 0.9;
-        oc.sgd.weight_decay = 5e-4;
-        {
-            torch::NoGradGuard no_grad;
-            teacher.set_train(!list->teacher_train_mode().empty());
-            teacher_out = forward(teacher, list->teacher_taps());
-            teacher_out.logits = teacher_out.logits.contiguous();
-            student.set_train(false);
-            dtokd::PrepareContext ctx;
-            ctx.num_samples = kTrainSamples;
-            ctx.num_classes = kClasses;
-            ctx.teacher_name = "resnet32x4";
-            if (teacher.preact_bn_affine) ctx.teacher_preact_bn = teacher.preact_bn_affine();
-            list->prepare(forward(student, taps), teacher_out, ctx, oc);
-        }
+        dtokd::StepEngineOptions options;
+        options.optimizer.sgd.lr = 1e-3;  // small: thousands of steps on one batch
+        options.optimizer.sgd.momentum = 0.9;
+        options.optimizer.sgd.weight_decay = 5e-4;
+        options.kd = dtokd::KdLossOptions{4.0, 0.0};
         dtokd::PolicyConfig pc;
         pc.method = policy_name;
         if (policy_name == "sum") pc.weights = m.weights;
-        policy = dtokd::make_policy(pc);
-        arena = std::make_unique<dtokd::FlatArena>(*student.module, policy->gradient_arenas(list->size()));
-        optimizer = std::make_unique<dtokd::FusedOptimizer>(arena->params(), oc, dtokd::KernelBackend::halide);
-        student.set_train(true);
-        list->set_train(true);
+        dtokd::PrepareContext ctx;
+        ctx.num_samples = kTrainSamples;
+        ctx.num_classes = kClasses;
+        ctx.teacher_name = "resnet32x4";
+        engine = std::make_unique<dtokd::StepEngine>(std::move(student), std::move(teacher), std::move(list),
+                                                     dtokd::make_policy(pc), images, ctx, options);
+        teacher_out = engine->teacher_outputs(images, targets.indices);
+        engine->set_train(true);
     }
 
-    dtokd::NetOutputs forward(dtokd::ModelHandle &net, const dtokd::TapRequest &t) {
-        return dtokd::forward_taps(net, images, t);
-    }
-    dtokd::ObjectiveBatch batch() {
-        return dtokd::ObjectiveBatch(
-            *list, [this] { return forward(student, taps); }, *student.module, teacher_out, targets,
-            dtokd::KdLossOptions{4.0, 0.0}, dtokd::KernelBackend::halide);
-    }
+    dtokd::StepStats step(int64_t step) { return engine->step(images, teacher_out, targets, step); }
 };
 
 void BM_Method(benchmark::State &state, const Method &m, const std::string &policy) {
     MethodSetup setup(m, policy);
-    dtokd::PolicyContext ctx{*setup.arena, *setup.optimizer, dtokd::KernelBackend::halide};
     int64_t step = 1;
-    for (int warmup = 0; warmup < 3; warmup++) {
-        dtokd::ObjectiveBatch b = setup.batch();
-        setup.policy->step(b, ctx, step++);
-    }
+    for (int warmup = 0; warmup < 3; warmup++) setup.step(step++);
     for (auto _ : state) {
-        dtokd::ObjectiveBatch b = setup.batch();
-        const dtokd::StepStats s = setup.policy->step(b, ctx, step++);
+        const dtokd::StepStats s = setup.step(step++);
         if (s.skipped) state.SkipWithError(("step skipped: " + s.skip_reason).c_str());
     }
     state.SetItemsProcessed(state.iterations() * kBatch);

@@ -28,6 +28,7 @@
 #include "min_norm.h"
 #include "model_handle.h"
 #include "net_taps.h"
+#include "step_engine.h"
 #include "threads.h"
 #include "tradeoff_policy.h"
 
@@ -36,72 +37,45 @@ namespace {
 constexpr int64_t kBatch = 128;
 constexpr int kReevalEvery[] = {2, 4, 8};
 
-// Student, arena, optimizer, policy, the objectives and one fixed batch.
+// The step engine (student, arena, optimizer, policy, objectives) and one fixed batch.
 struct StepSetup {
-    dtokd::ModelHandle student;
-    std::unique_ptr<dtokd::FlatArena> arena;
-    std::unique_ptr<dtokd::FusedOptimizer> optimizer;
-    std::unique_ptr<dtokd::TradeoffPolicy> policy;
-    std::unique_ptr<dtokd::ObjectiveList> list;
-    dtokd::TapRequest taps;
+    std::unique_ptr<dtokd::StepEngine> engine;
     torch::Tensor images, labels;
     dtokd::NetOutputs teacher_out;
 
     explicit StepSetup(const std::string &method, const std::vector<std::string> &objectives = {"kd", "ce"},
                        int reeval_every = 1) {
         torch::manual_seed(0);
-        student = dtokd::build_model("cnn_small", 1, 28, 28, 10);
+        dtokd::ModelHandle student = dtokd::build_model("cnn_small", 1, 28, 28, 10);
         dtokd::ModelHandle teacher = dtokd::build_model("cnn_large", 1, 28, 28, 10);
         images = torch::randn({kBatch, 1, 28, 28});
         labels = torch::randint(0, 10, {kBatch}, torch::kLong);
-        list = dtokd::make_objective_list(objectives);
-        taps = list->student_taps();
-        dtokd::OptimizerConfig oc;
-        oc.sgd.lr = 1e-3;  // small: the benchmark runs thousands of steps on one batch
-        {
-            torch::NoGradGuard no_grad;
-            teacher.set_train(false);
-            student.set_train(false);
-            teacher_out = forward(teacher, list->teacher_taps());
-            teacher_out.logits = teacher_out.logits.contiguous();
-            list->prepare(forward(student, taps), teacher_out, oc);
-        }
         dtokd::PolicyConfig pc;
         pc.method = method;
         pc.reeval_every = reeval_every;
-        policy = dtokd::make_policy(pc);
-        arena = std::make_unique<dtokd::FlatArena>(*student.module,
-                                                   std::max(list->size(), policy->gradient_arenas(list->size())));
-        optimizer = std::make_unique<dtokd::FusedOptimizer>(arena->params(), oc, dtokd::KernelBackend::halide);
-        student.set_train(true);
-        list->set_train(true);
+        dtokd::StepEngineOptions options;
+        options.optimizer.sgd.lr = 1e-3;  // small: the benchmark runs thousands of steps on one batch
+        options.min_gradient_arenas = int(objectives.size());  // the backward benchmarks route into arena 1
+        engine = std::make_unique<dtokd::StepEngine>(std::move(student), std::move(teacher),
+                                                     dtokd::make_objective_list(objectives), dtokd::make_policy(pc),
+                                                     images, dtokd::PrepareContext{}, options);
+        teacher_out = engine->teacher_outputs(images, {});  // precomputed, as the teacher-logit cache does
+        engine->set_train(true);
     }
 
-    dtokd::NetOutputs forward(dtokd::ModelHandle &m, const dtokd::TapRequest &t) {
-        return dtokd::forward_taps(m, images, t);
+    dtokd::ObjectiveBatch objectives() { return engine->make_batch(images, teacher_out, {labels}); }
+    dtokd::StepStats step(int64_t step) { return engine->step(images, teacher_out, {labels}, step); }
+    std::vector<double> unit_weights() const {
+        return std::vector<double>(size_t(engine->objectives().size()), 1.0);
     }
-
-    dtokd::ObjectiveBatch objectives() {
-        return dtokd::ObjectiveBatch(
-            *list, [this] { return forward(student, taps); }, *student.module, teacher_out, {labels}, {},
-            dtokd::KernelBackend::halide);
-    }
-    std::vector<double> unit_weights() const { return std::vector<double>(size_t(list->size()), 1.0); }
 };
 
 void BM_Step(benchmark::State &state, const std::string &method, const std::vector<std::string> &objectives,
              int reeval_every) {
     StepSetup setup(method, objectives, reeval_every);
-    dtokd::PolicyContext ctx{*setup.arena, *setup.optimizer, dtokd::KernelBackend::halide};
     int64_t step = 1;  // not 0: dto-amortized's refresh (off here) and SGD's first step are not timed
-    for (int warmup = 0; warmup < 5; warmup++) {  // first calls allocate and JIT (oneDNN)
-        dtokd::ObjectiveBatch pair = setup.objectives();
-        setup.policy->step(pair, ctx, step++);
-    }
-    for (auto _ : state) {
-        dtokd::ObjectiveBatch pair = setup.objectives();
-        benchmark::DoNotOptimize(setup.policy->step(pair, ctx, step++));
-    }
+    for (int warmup = 0; warmup < 5; warmup++) setup.step(step++);  // first calls allocate and JIT (oneDNN)
+    for (auto _ : state) benchmark::DoNotOptimize(setup.step(step++));
     state.SetItemsProcessed(state.iterations() * kBatch);
 }
 
@@ -118,11 +92,11 @@ void BM_StudentForward(benchmark::State &state, const std::vector<std::string> &
 void BM_StudentForwardBackward(benchmark::State &state, const std::vector<std::string> &objectives) {
     StepSetup setup("sum", objectives);
     for (int warmup = 0; warmup < 5; warmup++) {
-        setup.arena->route_gradients_to(1);
+        setup.engine->arena().route_gradients_to(1);
         setup.objectives().backward(setup.unit_weights(), /*retain_graph=*/false);
     }
     for (auto _ : state) {
-        setup.arena->route_gradients_to(1);
+        setup.engine->arena().route_gradients_to(1);
         setup.objectives().backward(setup.unit_weights(), /*retain_graph=*/false);
     }
 }
@@ -138,14 +112,14 @@ void BM_StudentReevaluate(benchmark::State &state) {
 // Gram of the two arenas + closed form + fused two-gradient SGD update.
 void BM_DtoArithmetic(benchmark::State &state) {
     StepSetup setup("dto");
-    dtokd::FlatArena &arena = *setup.arena;
+    dtokd::FlatArena &arena = setup.engine->arena();
     arena.gradients(0).normal_();
     arena.gradients(1).normal_();
     for (auto _ : state) {
         const dtokd::Gram g = dtokd::log_gram(arena.gradients(0), arena.gradients(1), 1.3, 0.7, 1e-8,
                                               dtokd::KernelBackend::halide);
         const dtokd::Tradeoff t = dtokd::min_norm_tradeoff(g);
-        setup.optimizer->step(arena.params(), dtokd::dto_direction(arena.gradients(0), arena.gradients(1), t.pi1,
+        setup.engine->optimizer().step(arena.params(), dtokd::dto_direction(arena.gradients(0), arena.gradients(1), t.pi1,
                                                                    t.pi2, 1.3, 0.7, 1e-8));
     }
     state.counters["params"] = double(arena.numel());
