@@ -48,13 +48,16 @@ void BatchLoader::stop() {
     stop_ = false;
 }
 
-void BatchLoader::start_epoch(int epoch) {
+void BatchLoader::start_epoch(int epoch, int64_t first_batch) {
+    if (first_batch < 0 || first_batch > batches_per_epoch())
+        throw std::invalid_argument("first batch " + std::to_string(first_batch) + " is outside the epoch's " +
+                                    std::to_string(batches_per_epoch()) + " batches");
     stop();
     done_ = false;
-    worker_ = std::thread([this, epoch] { produce(epoch); });
+    worker_ = std::thread([this, epoch, first_batch] { produce(epoch, first_batch); });
 }
 
-void BatchLoader::produce(int epoch) {
+void BatchLoader::produce(int epoch, int64_t first_batch) {
     const int64_t n = data_.size();
     std::vector<int64_t> order(n);
     std::iota(order.begin(), order.end(), 0);
@@ -65,7 +68,7 @@ void BatchLoader::produce(int epoch) {
         std::shuffle(order.begin(), order.end(), rng);
     }
     const int64_t batches = batches_per_epoch();
-    for (int64_t b = 0; b < batches; b++) {
+    for (int64_t b = first_batch; b < batches; b++) {
         const int64_t begin = b * options_.batch_size, end = std::min(n, begin + options_.batch_size);
         std::vector<int64_t> rows(order.begin() + begin, order.begin() + end);
         Batch batch = make_batch(rows, epoch_seed + uint64_t(b) * 0x94D049BB133111EBull);

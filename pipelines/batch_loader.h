@@ -46,8 +46,10 @@ public:
     BatchLoader(const BatchLoader &) = delete;
     BatchLoader &operator=(const BatchLoader &) = delete;
 
-    // Starts producing epoch `epoch` (stops any epoch in flight).
-    void start_epoch(int epoch);
+    // Starts producing epoch `epoch` from its batch `first_batch` (resume: the batches
+    // before it are skipped, not made; the rest are the same as without skipping).
+    // Stops any epoch in flight.
+    void start_epoch(int epoch, int64_t first_batch = 0);
     // The next batch of the epoch, or nullopt at its end.
     std::optional<Batch> next();
 
@@ -57,7 +59,7 @@ public:
     double wait_seconds() const { return wait_seconds_; }
 
 private:
-    void produce(int epoch);
+    void produce(int epoch, int64_t first_batch);
     Batch make_batch(const std::vector<int64_t> &rows, uint64_t rng_seed) const;
     void stop();
 

@@ -10,12 +10,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <set>
 #include <iostream>
 #include <sstream>
 #include <stdexcept>
 
 #include "build_info.h"
 #include "config_file.h"
+#include "config_toml.h"
 #include "default_job.h"
 #include "kernel_autotune.h"
 #include "kernel_selection.h"
@@ -29,8 +31,11 @@ namespace {
 
 using dtokd::TrainConfig;
 
-void add_common_options(CLI::App *app, TrainConfig &c, std::string &config_file) {
+void add_common_options(CLI::App *app, TrainConfig &c, std::string &config_file, std::string &resume) {
     app->add_option("--config", config_file, "TOML config file (keys are the long option names; flags win)");
+    app->add_option("--resume", resume,
+                    "continue the interrupted (or finished, with a larger --epochs) run RUN from its last "
+                    "checkpoint, with its own config.toml (flags may change only --epochs and reporting)");
     app->add_option("--dataset", c.dataset, "fashion-mnist | mnist | cifar10 | cifar100")->capture_default_str();
     app->add_option("--data", c.data_dir, "dataset folder (default: the Debian fashion-mnist package)");
     app->add_option("--model", c.model, "zoo model to train (the student)")->capture_default_str();
@@ -40,6 +45,10 @@ void add_common_options(CLI::App *app, TrainConfig &c, std::string &config_file)
     app->add_option("--batch-size", c.batch_size)->capture_default_str()->check(CLI::PositiveNumber);
     app->add_option("--epochs", c.epochs)->capture_default_str()->check(CLI::PositiveNumber);
     app->add_option("--max-steps", c.max_steps, "stop after this many steps (0 = all)")->capture_default_str();
+    app->add_option("--checkpoint-every", c.checkpoint_every,
+                    "also checkpoint every this many steps (0 = at epoch ends only; --resume continues from the last)")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
     app->add_option("--optimizer", c.optimizer, "sgd | adamw")->capture_default_str();
     app->add_option("--lr", c.lr)->capture_default_str();
     app->add_option("--momentum", c.momentum)->capture_default_str();
@@ -160,14 +169,14 @@ int run(int argc, char **argv) {
     app.add_option("--root", root, "default job: its run folder")->capture_default_str();
 
     TrainConfig train_cfg, distill_cfg, eval_cfg;
-    std::string train_config_file, distill_config_file;
+    std::string train_config_file, distill_config_file, train_resume, distill_resume;
     train_cfg.model = "cnn_large";
     CLI::App *train = app.add_subcommand("train", "Train a zoo model with cross-entropy (teacher / student alone)");
-    add_common_options(train, train_cfg, train_config_file);
+    add_common_options(train, train_cfg, train_config_file, train_resume);
 
     CLI::App *distill = app.add_subcommand("distill", "Distill a student from a teacher");
     distill_cfg.method = "dto";
-    add_common_options(distill, distill_cfg, distill_config_file);
+    add_common_options(distill, distill_cfg, distill_config_file, distill_resume);
     add_distill_options(distill, distill_cfg);
 
     CLI::App *eval = app.add_subcommand("eval", "Test accuracy of a checkpoint or TorchScript model");
@@ -224,10 +233,30 @@ int run(int argc, char **argv) {
         cfg.kernels = kernels;
         cfg.threads = threads;
         const std::string &config_file = train->parsed() ? train_config_file : distill_config_file;
-        if (!config_file.empty()) dtokd::apply_config_file(*sub, config_file);
+        std::string resume = train->parsed() ? train_resume : distill_resume;
+        if (!resume.empty()) {
+            // RUN, RUN/ or RUN.partial: the run's own config.toml is the config; flags win.
+            while (resume.size() > 1 && resume.back() == '/') resume.pop_back();
+            const std::string suffix = ".partial";
+            if (resume.size() > suffix.size() && resume.compare(resume.size() - suffix.size(), suffix.size(), suffix) == 0)
+                resume.resize(resume.size() - suffix.size());
+            if (!config_file.empty())
+                throw std::invalid_argument("--resume reads the run's own config.toml; pass either --config or --resume");
+            if (!cfg.out.empty() && cfg.out != resume)
+                throw std::invalid_argument("--out " + cfg.out + " and --resume " + resume + " name different runs");
+            dtokd::apply_config_file(*sub, dtokd::run_config_path(resume));
+            cfg.out = resume;
+        } else if (!config_file.empty()) {
+            dtokd::apply_config_file(*sub, config_file);
+        }
         if (train->parsed()) cfg.method = "ce";
-        const std::string resolved = dtokd::resolved_config_toml(*sub);
-        const dtokd::RunResult r = dtokd::run_training(cfg, resolved);
+        std::set<std::string> keys;
+        for (const CLI::Option *opt : sub->get_options())
+            if (!opt->get_lnames().empty()) keys.insert(opt->get_single_name());
+        const std::string resolved =
+            dtokd::config_toml(cfg, "dtokd " + sub->get_name() + ": resolved options (file + flags + defaults)", keys);
+        const dtokd::RunResult r = dtokd::run_training(
+            cfg, resolved, resume.empty() ? dtokd::RunStart::fresh : dtokd::RunStart::resume);
         std::cout << dtokd::summary_json(cfg, r) << "\n";
         std::cerr << "run written to " << r.run_dir << "\n";
         return 0;

@@ -35,8 +35,8 @@ int lock_folder(const std::string &dir) {
         throw std::runtime_error(partial + ": another dtokd process is writing this run now; choose another --out "
                                            "(this one is left as it is)");
     throw std::runtime_error(partial + ": an interrupted run of --out " + out +
-                             " is there; dtokd never deletes it: remove it (rm -r '" + partial +
-                             "') to start over, or choose another --out");
+                             " is there; dtokd never deletes it: continue it with --resume " + out +
+                             " (same command), remove it (rm -r '" + partial + "') to start over, or choose another --out");
 }
 
 }  // namespace
@@ -62,7 +62,40 @@ void RunFolder::check_available(const std::string &out) {
     }
 }
 
-RunFolder::RunFolder(const std::string &out) : out_(out), partial_(out + ".partial") {
+std::string RunFolder::resume_checkpoint(const std::string &out) {
+    const std::string partial = out + ".partial";
+    std::string dir;
+    if (fs::exists(partial)) {
+        const int fd = lock_folder(partial);
+        if (fd < 0) partial_exists(out, partial, true);
+        ::close(fd);
+        dir = partial;
+    } else if (fs::exists(out)) {
+        dir = out;
+    } else {
+        throw std::runtime_error(out + ": no run to resume (neither " + out + " nor " + partial + " exists)");
+    }
+    const std::string checkpoint = dir + "/checkpoint.pt";
+    if (!fs::exists(checkpoint))
+        throw std::runtime_error(dir + ": the run has no checkpoint yet (it stopped before its first one); remove it "
+                                       "(rm -r '" + dir + "') and start over");
+    return checkpoint;
+}
+
+RunFolder::RunFolder(const std::string &out, Open mode) : out_(out), partial_(out + ".partial") {
+    if (mode == Open::resume) {
+        if (fs::exists(partial_)) {
+            lock_fd_ = lock_folder(partial_);
+            if (lock_fd_ < 0) partial_exists(out_, partial_, true);
+            return;
+        }
+        // A finished run, extended: the lock is on the folder itself and moves with the rename.
+        lock_fd_ = lock_folder(out_);
+        if (lock_fd_ < 0) partial_exists(out_, out_, true);
+        fs::rename(out_, partial_);
+        fs::remove(partial_ + "/summary.json");
+        return;
+    }
     check_available(out_);
     std::error_code ec;
     if (!fs::create_directory(partial_, ec)) {

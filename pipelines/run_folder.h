@@ -18,8 +18,16 @@ public:
     enum class Partial { none, held, stale };
     static Partial partial_state(const std::string &out);
 
-    // Creates <out>.partial and takes its lock (the check above, repeated atomically).
-    explicit RunFolder(const std::string &out);
+    // For --resume: the checkpoint to continue from (<out>.partial's, else a finished
+    // <out>'s). Throws std::runtime_error when there is no run, another process holds it,
+    // or it has no checkpoint yet.
+    static std::string resume_checkpoint(const std::string &out);
+
+    enum class Open { create, resume };
+    // create: makes <out>.partial and takes its lock (check_available, repeated atomically).
+    // resume: takes the lock of <out>.partial, or of a finished <out> renamed back to
+    // <out>.partial (its summary.json removed: it no longer describes the run).
+    explicit RunFolder(const std::string &out, Open mode = Open::create);
     ~RunFolder();
     RunFolder(const RunFolder &) = delete;
     RunFolder &operator=(const RunFolder &) = delete;

@@ -51,6 +51,7 @@ struct TrainConfig {
     double gamma = 0.1;
     int epochs = 5;
     int64_t max_steps = 0;  // > 0: stop after this many steps (smoke runs)
+    int64_t checkpoint_every = 0;  // > 0: also checkpoint every this many steps (epoch ends always)
     // Runtime
     std::string kernels = "halide";
     int threads = 0;

@@ -1,20 +1,19 @@
-// One training or distillation run: data, student (and teacher), the trade-off
-// policy on a flat arena with the fused optimizer, per-interval metrics, test
-// accuracy per epoch, atomic checkpoints, and a summary. The run is built in
+// One training or distillation run: data, student (and teacher), the step engine
+// (trade-off policy on a flat arena with the fused optimizer), per-interval metrics,
+// test accuracy per epoch, checkpoints and a summary. The run is built in
 // <out>.partial and renamed to <out> only when it completes, so an existing run
-// directory is never overwritten and a failed run never looks finished.
+// directory is never overwritten and a failed run never looks finished. A run
+// interrupted at any point continues from its last checkpoint with RunStart::resume,
+// and (one thread) ends bitwise as if never interrupted.
 #pragma once
+#include <set>
 #include <string>
 #include <vector>
 
+#include "run_state.h"  // EpochResult
 #include "train_config.h"
 
 namespace dtokd {
-
-struct EpochResult {
-    int epoch = 0;
-    double lr = 0, test_accuracy = 0, seconds = 0, images_per_second = 0, data_wait_fraction = 0;
-};
 
 struct RunResult {
     std::string run_dir;
@@ -24,15 +23,27 @@ struct RunResult {
     int64_t steps = 0, skipped_steps = 0;
     double seconds = 0, mean_step_seconds = 0;
     bool teacher_logits_cached = false;
+    bool resumed = false;
 };
 
-// `resolved_config` is written verbatim to <run>/config.toml.
-RunResult run_training(const TrainConfig &config, const std::string &resolved_config);
+enum class RunStart {
+    fresh,   // a new run at config.out
+    resume,  // continue the run at config.out (its .partial, or a finished one to extend)
+};
+
+// The options a resumed run may change: they do not alter what the remaining steps compute.
+const std::set<std::string> &resume_safe_keys();
+
+// `resolved_config` (TOML, config_toml.h) is written to <run>/config.toml and recorded
+// in every checkpoint. Resuming, it must equal the recorded one except resume_safe_keys()
+// (one error naming the keys that differ).
+RunResult run_training(const TrainConfig &config, const std::string &resolved_config,
+                       RunStart start = RunStart::fresh);
 
 // Test accuracy of a checkpoint on the config's dataset.
 double evaluate_checkpoint(const std::string &checkpoint, const TrainConfig &config);
 
-// {"final_test_accuracy":..} as written to <run>/summary.json.
+// The run's summary.json object (one line).
 std::string summary_json(const TrainConfig &config, const RunResult &result);
 
 }  // namespace dtokd

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <set>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -133,7 +134,7 @@ TEST_F(DtokdCli, TrainWritesACompleteRun) {
     ASSERT_TRAINED();
     expect_complete_run(path("t"), "ce");
     EXPECT_TRUE(contains(trained().output, "\"final_test_accuracy\":")) << trained().output;
-    EXPECT_TRUE(std::regex_search(slurp(path("t/config.toml")), std::regex(R"(model\s*=\s*"cnn_small")")));
+    EXPECT_TRUE(std::regex_search(slurp(path("t/config.toml")), std::regex(R"(model\s*=\s*['"]cnn_small['"])")));
     EXPECT_FALSE(fs::exists(path("t.partial")));
 }
 
@@ -209,6 +210,32 @@ TEST_F(DtokdCli, ConfigFileIsHonouredAndFlagsOverrideIt) {
     ASSERT_NE(expected.find(b_dir), std::string::npos) << expected;
     expected.replace(expected.find(b_dir), b_dir.size(), c_dir);  // only --out differs
     EXPECT_EQ(slurp(c_dir + "/config.toml"), expected);
+}
+
+// config.toml records every option of the subcommand (one writer, config_toml.cpp), so a
+// run read back with --config or --resume is the same run.
+TEST_F(DtokdCli, TheResolvedConfigHasEveryOption) {
+    ASSERT_TRAINED();
+    const std::string out = path("every-option");
+    const CliResult r = run_cli("distill " + common() + " --teacher " + quoted(path("t/checkpoint.pt")) +
+                                " --method sum --objectives kd,ce --weights 0.9,0.1 --cache-dir " +
+                                quoted(path("cache2")) + " --out " + quoted(out));
+    ASSERT_EQ(r.code, 0) << r.output;
+    const std::string config = slurp(out + "/config.toml");
+    const CliResult help = run_cli("distill --help");
+    ASSERT_EQ(help.code, 0) << help.output;
+    std::set<std::string> options;
+    const std::regex long_option(R"(--([a-z][a-z0-9-]+))");
+    for (auto it = std::sregex_iterator(help.output.begin(), help.output.end(), long_option);
+         it != std::sregex_iterator(); ++it)
+        options.insert((*it)[1]);
+    // Negations of flags (--no-progress) name the same key; --help/--config/--resume are not options of a run.
+    for (const char *skip : {"help", "config", "resume"}) options.erase(skip);
+    ASSERT_GT(options.size(), 40u) << help.output;
+    for (const std::string &o : options) {
+        if (o.rfind("no-", 0) == 0 && options.count(o.substr(3))) continue;
+        EXPECT_TRUE(std::regex_search(config, std::regex("(^|\n)" + o + " = "))) << o << " is not in:\n" << config;
+    }
 }
 
 TEST_F(DtokdCli, BadConfigFilesFailNamingTheKey) {

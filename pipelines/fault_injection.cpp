@@ -1,0 +1,17 @@
+// See fault_injection.h.
+#include "fault_injection.h"
+
+#include <csignal>
+#include <cstdlib>
+
+namespace dtokd {
+
+void kill_if_requested_after_step(int64_t steps_done) {
+    static const int64_t kill_after = [] {
+        const char *v = std::getenv("DTOKD_FAULT_KILL_AFTER_STEP");
+        return v ? std::strtoll(v, nullptr, 10) : int64_t(-1);
+    }();
+    if (kill_after >= 0 && steps_done == kill_after) std::raise(SIGKILL);
+}
+
+}  // namespace dtokd
