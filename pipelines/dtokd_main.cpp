@@ -21,6 +21,7 @@
 #include "default_job.h"
 #include "kernel_autotune.h"
 #include "kernel_selection.h"
+#include "tuning_file.h"
 #include "kernels.h"
 #include "host_allocator.h"
 #include "threads.h"
