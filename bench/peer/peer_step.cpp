@@ -13,6 +13,8 @@
 #include <torch/csrc/autograd/profiler.h>
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -156,16 +158,10 @@ struct Setup {
     }
 };
 
-std::string shape_json(const torch::Tensor &t) {
-    std::string s = "[";
-    for (int64_t d = 0; d < t.dim(); d++) s += (d ? "," : "") + std::to_string(t.size(d));
-    return s + "]";
-}
-
 // Appends tensors to one raw file and their (name, dtype, shape) to a JSON list, in order.
 struct RawWriter {
     std::ofstream data;
-    std::string entries;
+    nlohmann::ordered_json entries = nlohmann::ordered_json::array();
     explicit RawWriter(const std::string &path) : data(path, std::ios::binary) {
         if (!data) throw std::runtime_error(path + ": cannot open for writing");
     }
@@ -176,8 +172,7 @@ struct RawWriter {
             throw std::invalid_argument(name + ": dtype " + std::string(c.dtype().name()) + "; expected float or long");
         data.write(static_cast<const char *>(c.data_ptr()), std::streamsize(c.nbytes()));
         if (!data) throw std::runtime_error(name + ": write failed");
-        entries += std::string(entries.empty() ? "" : ",\n    ") + "{\"name\": \"" + name + "\", \"dtype\": \"" +
-                   (is_long ? "int64" : "float32") + "\", \"shape\": " + shape_json(c) + "}";
+        entries.push_back({{"name", name}, {"dtype", is_long ? "int64" : "float32"}, {"shape", c.sizes().vec()}});
     }
 };
 
@@ -185,13 +180,6 @@ void write_text(const std::string &path, const std::string &text) {
     std::ofstream f(path);
     f << text;
     if (!f) throw std::runtime_error(path + ": write failed");
-}
-
-std::string num(double v) {
-    std::ostringstream os;
-    os.precision(17);
-    os << v;
-    return os.str();
 }
 
 void dump(const Args &a, int threads) {
@@ -206,24 +194,28 @@ void dump(const Args &a, int threads) {
     if (st.skipped) throw std::runtime_error("the step was skipped: " + st.skip_reason);
     RawWriter after(a.out + "/after.bin");
     for (const auto &p : s.student.module->named_parameters()) after.add("param/" + p.key(), p.value());
-    std::ostringstream m;
-    m << "{\n  \"model\": \"" << a.model << "\", \"input\": [" << a.channels << "," << a.height << "," << a.width
-      << "], \"classes\": " << a.classes << ", \"batch\": " << a.batch << ", \"method\": \"" << a.method
-      << "\", \"seed\": " << a.seed << ", \"threads\": " << threads << ",\n  \"lr\": " << num(a.lr)
-      << ", \"momentum\": " << num(a.momentum) << ", \"weight_decay\": " << num(a.weight_decay)
-      << ", \"temperature\": 4, \"eps\": 1e-8, \"alpha_distill\": 0.9, \"alpha_task\": 0.1,\n"
-      << "  \"result\": {\"pi1\": " << num(st.pi1) << ", \"pi2\": " << num(st.pi2)
-      << ", \"loss_distill\": " << num(st.loss_distill) << ", \"loss_task\": " << num(st.loss_task) << "},\n"
-      << "  \"initial\": [\n    " << init.entries << "],\n  \"after\": [\n    " << after.entries << "]\n}\n";
-    write_text(a.out + "/manifest.json", m.str());
+    const nlohmann::ordered_json m = {
+        {"model", a.model},
+        {"input", {a.channels, a.height, a.width}},
+        {"classes", a.classes},
+        {"batch", a.batch},
+        {"method", a.method},
+        {"seed", a.seed},
+        {"threads", threads},
+        {"lr", a.lr},
+        {"momentum", a.momentum},
+        {"weight_decay", a.weight_decay},
+        {"temperature", 4},
+        {"eps", 1e-8},
+        {"alpha_distill", 0.9},
+        {"alpha_task", 0.1},
+        {"result",
+         {{"pi1", st.pi1}, {"pi2", st.pi2}, {"loss_distill", st.loss_distill}, {"loss_task", st.loss_task}}},
+        {"initial", init.entries},
+        {"after", after.entries}};
+    write_text(a.out + "/manifest.json", m.dump(2) + "\n");
     std::cout << "wrote " << a.out << ": pi1 " << st.pi1 << ", L_distill " << st.loss_distill << ", L_task "
               << st.loss_task << "\n";
-}
-
-std::string list_json(const std::vector<double> &v) {
-    std::string s = "[";
-    for (size_t i = 0; i < v.size(); i++) s += (i ? "," : "") + num(v[i]);
-    return s + "]";
 }
 
 void time_steps(const Args &a, int threads) {
@@ -243,10 +235,10 @@ void time_steps(const Args &a, int threads) {
         backward.push_back(1e3 * ph.backward);
         if (st.skipped) throw std::runtime_error("step " + std::to_string(n) + " skipped: " + st.skip_reason);
     }
-    std::cout << "{\"impl\": \"dtokd\", \"mode\": \"time\", \"model\": \"" << a.model << "\", \"method\": \""
-              << a.method << "\", \"threads\": " << threads << ", \"params\": " << s.arena->numel()
-              << ", \"step_ms\": " << list_json(total) << ", \"forward_ms\": " << list_json(forward)
-              << ", \"backward_ms\": " << list_json(backward) << "}\n";
+    const nlohmann::ordered_json line = {{"impl", "dtokd"},    {"mode", "time"},       {"model", a.model},
+                                         {"method", a.method},  {"threads", threads},   {"params", s.arena->numel()},
+                                         {"step_ms", total},    {"forward_ms", forward}, {"backward_ms", backward}};
+    std::cout << line.dump() << "\n";
 }
 
 void time_arithmetic(const Args &a, int threads) {
@@ -270,9 +262,11 @@ void time_arithmetic(const Args &a, int threads) {
         once();
         ms.push_back(1e3 * seconds_since(t0));
     }
-    std::cout << "{\"impl\": \"dtokd\", \"mode\": \"arith\", \"model\": \"" << a.model << "\", \"threads\": "
-              << threads << ", \"params\": " << arena.numel() << ", \"tensors\": " << arena.slots().size()
-              << ", \"step_ms\": " << list_json(ms) << "}\n";
+    const nlohmann::ordered_json line = {{"impl", "dtokd"},   {"mode", "arith"},
+                                         {"model", a.model},   {"threads", threads},
+                                         {"params", arena.numel()}, {"tensors", arena.slots().size()},
+                                         {"step_ms", ms}};
+    std::cout << line.dump() << "\n";
 }
 
 }  // namespace
