@@ -158,68 +158,114 @@ TEST(CudaKdLoss, MatchesFloat64Reference) {
     EXPECT_LT(worst, 1e-6);
 }
 
-TEST(CudaFusedUpdate, SgdAndAdamWMatchFloat64Reference) {
+// float64 references of the fused updates (generators/sgd_update_generator.cpp,
+// adamw_update_generator.cpp), applied to g = sum_k c_k grads[k] element by element.
+struct SgdHyper {
+    float lr = 0.05f, wd = 5e-4f, mu = 0.9f, dampening = 0.f;
+    bool nesterov = false, first_step = false;
+};
+struct AdamHyper {
+    float decay = 1 - 1e-3f * 1e-2f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
+    float step_size = float(1e-3 / (1 - 0.9)), sqrt_bias2 = float(std::sqrt(1 - 0.999));
+};
+
+double combined(const std::vector<Buffer<float>> &grads, const std::vector<float> &c, int i) {
+    double g = 0;
+    for (size_t k = 0; k < grads.size(); k++) g += double(c[k]) * grads[k](i);
+    return g;
+}
+
+// Worst |device - reference| over theta and the momentum buffer, relative where large.
+double sgd_error(const std::vector<Buffer<float>> &grads, const std::vector<float> &c, const Buffer<float> &theta0,
+                 const Buffer<float> &buf0, Buffer<float> &theta, Buffer<float> &buf, const SgdHyper &h) {
+    theta.copy_to_host();
+    buf.copy_to_host();
+    double worst = 0;
+    for (int i = 0; i < theta0.width(); i++) {
+        const double d = combined(grads, c, i) + double(h.wd) * theta0(i);
+        const double nb = h.first_step ? d : double(h.mu) * buf0(i) + (1 - double(h.dampening)) * d;
+        const double step = h.mu == 0.f ? d : (h.nesterov ? d + double(h.mu) * nb : nb);
+        const double p = theta0(i) - double(h.lr) * step;
+        worst = std::max({worst, std::abs(theta(i) - p) / std::max(1.0, std::abs(p)),
+                          std::abs(buf(i) - nb) / std::max(1.0, std::abs(nb))});
+    }
+    return worst;
+}
+
+// Worst relative error over theta and both moments.
+double adamw_error(const std::vector<Buffer<float>> &grads, const std::vector<float> &c, const Buffer<float> &theta0,
+                   const Buffer<float> &m0, const Buffer<float> &v0, Buffer<float> &theta, Buffer<float> &m,
+                   Buffer<float> &v, const AdamHyper &h) {
+    theta.copy_to_host();
+    m.copy_to_host();
+    v.copy_to_host();
+    double worst = 0;
+    for (int i = 0; i < theta0.width(); i++) {
+        const double g = combined(grads, c, i);
+        const double nm = h.b1 * double(m0(i)) + (1 - double(h.b1)) * g;
+        const double nv = h.b2 * double(v0(i)) + (1 - double(h.b2)) * g * g;
+        const double p = double(theta0(i)) * h.decay - h.step_size * nm / (std::sqrt(nv) / h.sqrt_bias2 + h.eps);
+        auto rel = [](double got, double want) { return std::abs(got - want) / std::max(1.0, std::abs(want)); };
+        worst = std::max({worst, rel(theta(i), p), rel(m(i), nm), rel(v(i), nv)});
+    }
+    return worst;
+}
+
+// Every variant (1, 2 and 8 gradients; SGD plain, Nesterov, dampened, first step;
+// AdamW), every output (theta, momentum buffer, both moments), in place as the runtime calls them.
+TEST(CudaFusedUpdate, EveryVariantAndOutputMatchesFloat64Reference) {
     SKIP_WITHOUT_CUDA();
     const int n = 100003;
-    Buffer<float> a = random_buffer(n, 5), b = random_buffer(n, 6), theta = random_buffer(n, 7);
-    Buffer<float> buf = random_buffer(n, 8), m = random_buffer(n, 9, 0.1f), v(n);
-    for (int i = 0; i < n; i++) v(i) = std::abs(random_buffer(1, 10 + i % 7)(0));
-    const float ca = 0.3f, cb = -0.7f, lr = 0.05f, wd = 5e-4f, mu = 0.9f;
-    Buffer<float> theta_sgd = theta.copy(), buf_sgd = buf.copy();
-    ASSERT_EQ(dtokd_sgd_update2_cuda(a, b, ca, cb, theta_sgd, buf_sgd, lr, wd, mu, 0.f, false, false, theta_sgd,
-                                     buf_sgd),
-              0);
-    theta_sgd.copy_to_host();
-    buf_sgd.copy_to_host();
-    double worst_sgd = 0;
-    for (int i = 0; i < n; i++) {
-        const double d = double(ca) * a(i) + double(cb) * b(i) + double(wd) * theta(i);
-        const double nb = double(mu) * buf(i) + d;
-        worst_sgd = std::max({worst_sgd, std::abs(theta_sgd(i) - (theta(i) - lr * nb)), std::abs(buf_sgd(i) - nb)});
-    }
-    EXPECT_LT(worst_sgd, 1e-5);
-
-    const float decay = 1 - 1e-3f * 1e-2f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
-    const float step_size = float(1e-3 / (1 - 0.9)), sqrt_bias2 = float(std::sqrt(1 - 0.999));
-    Buffer<float> th = theta.copy(), mm = m.copy(), vv = v.copy();
-    ASSERT_EQ(dtokd_adamw_update1_cuda(a, ca, th, mm, vv, decay, b1, b2, eps, step_size, sqrt_bias2, th, mm, vv), 0);
-    th.copy_to_host();
-    double worst_adam = 0;
-    for (int i = 0; i < n; i++) {
-        const double g = double(ca) * a(i);
-        const double nm = b1 * double(m(i)) + (1 - double(b1)) * g;
-        const double nv = b2 * double(v(i)) + (1 - double(b2)) * g * g;
-        const double p = double(theta(i)) * decay - step_size * nm / (std::sqrt(nv) / sqrt_bias2 + eps);
-        worst_adam = std::max(worst_adam, std::abs(th(i) - p) / std::max(1.0, std::abs(p)));
-    }
-    EXPECT_LT(worst_adam, 1e-5);
-    // Eight gradients: g = sum_k c_k g_k formed on the device.
-    std::vector<Buffer<float>> gs;
-    float c[8];
+    std::vector<Buffer<float>> g8;
+    std::vector<float> c8;
     for (int k = 0; k < 8; k++) {
-        gs.push_back(random_buffer(n, 30 + k));
-        c[k] = 0.1f * float(k) - 0.3f;
+        g8.push_back(random_buffer(n, 30 + uint32_t(k)));
+        c8.push_back(0.1f * float(k) - 0.3f);
     }
-    Buffer<float> theta8 = theta.copy(), buf8 = buf.copy();
-    ASSERT_EQ(dtokd_sgd_update8_cuda(gs[0], gs[1], gs[2], gs[3], gs[4], gs[5], gs[6], gs[7], c[0], c[1], c[2], c[3],
-                                     c[4], c[5], c[6], c[7], theta8, buf8, lr, wd, mu, 0.f, false, false, theta8, buf8),
-              0);
-    theta8.copy_to_host();
-    buf8.copy_to_host();
-    double worst8 = 0;
-    for (int i = 0; i < n; i++) {
-        double d = double(wd) * theta(i);
-        for (int k = 0; k < 8; k++) d += double(c[k]) * gs[k](i);
-        const double nb = double(mu) * buf(i) + d;
-        worst8 = std::max({worst8, std::abs(theta8(i) - (theta(i) - lr * nb)), std::abs(buf8(i) - nb)});
+    const Buffer<float> theta = random_buffer(n, 7), buf = random_buffer(n, 8), m = random_buffer(n, 9, 0.1f);
+    Buffer<float> v(n);
+    {
+        const Buffer<float> r = random_buffer(n, 10, 0.1f);
+        for (int i = 0; i < n; i++) v(i) = std::abs(r(i));  // second moments are >= 0
     }
-    EXPECT_LT(worst8, 1e-5);
-    // The remaining variants run and keep sizes (values checked above for their twins).
-    Buffer<float> t1 = theta.copy(), s1 = buf.copy(), t3 = theta.copy(), m3 = m.copy(), v3 = v.copy();
-    EXPECT_EQ(dtokd_sgd_update1_cuda(a, ca, t1, s1, lr, wd, mu, 0.f, true, true, t1, s1), 0);
-    EXPECT_EQ(dtokd_adamw_update2_cuda(a, b, ca, cb, t3, m3, v3, decay, b1, b2, eps, step_size, sqrt_bias2, t3, m3,
-                                       v3),
+    std::vector<Buffer<float>> g1 = {g8[0]}, g2 = {g8[0], g8[1]};
+    const std::vector<float> c1 = {c8[0]}, c2 = {c8[0], c8[1]};
+
+    SgdHyper plain, nesterov_first, dampened;
+    nesterov_first.nesterov = true;
+    nesterov_first.first_step = true;
+    dampened.dampening = 0.1f;
+    for (const SgdHyper &h : {plain, nesterov_first, dampened}) {
+        SCOPED_TRACE(std::string("sgd nesterov ") + (h.nesterov ? "1" : "0") + " first " + (h.first_step ? "1" : "0") +
+                     " dampening " + std::to_string(h.dampening));
+        Buffer<float> t1 = theta.copy(), s1 = buf.copy();
+        ASSERT_EQ(dtokd_sgd_update1_cuda(g1[0], c1[0], t1, s1, h.lr, h.wd, h.mu, h.dampening, h.nesterov, h.first_step,
+                                         t1, s1),
+                  0);
+        EXPECT_LT(sgd_error(g1, c1, theta, buf, t1, s1, h), 1e-5) << "sgd_update1";
+        Buffer<float> t2 = theta.copy(), s2 = buf.copy();
+        ASSERT_EQ(dtokd_sgd_update2_cuda(g2[0], g2[1], c2[0], c2[1], t2, s2, h.lr, h.wd, h.mu, h.dampening, h.nesterov,
+                                         h.first_step, t2, s2),
+                  0);
+        EXPECT_LT(sgd_error(g2, c2, theta, buf, t2, s2, h), 1e-5) << "sgd_update2";
+        Buffer<float> t8 = theta.copy(), s8 = buf.copy();
+        ASSERT_EQ(dtokd_sgd_update8_cuda(g8[0], g8[1], g8[2], g8[3], g8[4], g8[5], g8[6], g8[7], c8[0], c8[1], c8[2],
+                                         c8[3], c8[4], c8[5], c8[6], c8[7], t8, s8, h.lr, h.wd, h.mu, h.dampening,
+                                         h.nesterov, h.first_step, t8, s8),
+                  0);
+        EXPECT_LT(sgd_error(g8, c8, theta, buf, t8, s8, h), 1e-5) << "sgd_update8";
+    }
+    const AdamHyper a;
+    Buffer<float> t1 = theta.copy(), m1 = m.copy(), v1 = v.copy();
+    ASSERT_EQ(dtokd_adamw_update1_cuda(g1[0], c1[0], t1, m1, v1, a.decay, a.b1, a.b2, a.eps, a.step_size, a.sqrt_bias2,
+                                       t1, m1, v1),
               0);
+    EXPECT_LT(adamw_error(g1, c1, theta, m, v, t1, m1, v1, a), 1e-5) << "adamw_update1";
+    Buffer<float> t2 = theta.copy(), m2 = m.copy(), v2 = v.copy();
+    ASSERT_EQ(dtokd_adamw_update2_cuda(g2[0], g2[1], c2[0], c2[1], t2, m2, v2, a.decay, a.b1, a.b2, a.eps, a.step_size,
+                                       a.sqrt_bias2, t2, m2, v2),
+              0);
+    EXPECT_LT(adamw_error(g2, c2, theta, m, v, t2, m2, v2, a), 1e-5) << "adamw_update2";
 }
 
 }  // namespace
