@@ -18,6 +18,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "checkpoint.h"
 #include "cli_runner.h"
 #include "model_factory.h"
@@ -109,6 +111,25 @@ void expect_metrics(const std::string &run) {
             train_lines++;
             EXPECT_TRUE(contains(line, "\"pi1\":")) << line;
             EXPECT_TRUE(contains(line, "\"step\":3")) << line;
+            // Every objective's loss finite, every pi in [0, 1], nothing skipped.
+            const nlohmann::json j = nlohmann::json::parse(line);
+            EXPECT_EQ(j["skipped"], 0) << line;
+            int losses = 0, pis = 0;
+            for (const auto &[key, value] : j.items()) {
+                if (key.rfind("loss_", 0) == 0 && key != "loss_distill" && key != "loss_task") {
+                    losses++;
+                    ASSERT_TRUE(value.is_number()) << key << " in " << line;
+                    EXPECT_TRUE(std::isfinite(value.get<double>())) << key;
+                }
+                if (key.rfind("pi_", 0) == 0) {
+                    pis++;
+                    ASSERT_TRUE(value.is_number()) << key << " in " << line;
+                    EXPECT_GE(value.get<double>(), 0.0) << key;
+                    EXPECT_LE(value.get<double>(), 1.0) << key;
+                }
+            }
+            EXPECT_GE(losses, 1) << line;
+            EXPECT_EQ(pis, losses) << line;
         }
         if (contains(line, "\"type\":\"epoch\"")) {
             epoch_lines++;
@@ -127,6 +148,7 @@ void expect_complete_run(const std::string &run, const std::string &method) {
     EXPECT_TRUE(contains(summary, "\"method\":\"" + method + "\"")) << summary;
     EXPECT_TRUE(contains(summary, "\"steps\":3")) << summary;
     EXPECT_TRUE(contains(summary, "\"model\":\"cnn_small\"")) << summary;
+    EXPECT_EQ(nlohmann::json::parse(summary)["skipped_steps"], 0) << summary;
     expect_metrics(run);
 }
 

@@ -33,6 +33,12 @@ using namespace dtokd_test;
 
 std::string quoted(const std::string &s) { return "'" + s + "'"; }
 
+int count_lines(const std::string &text, const std::string &part) {
+    int n = 0;
+    for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) n++;
+    return n;
+}
+
 std::string slurp(const std::string &path) {
     const Bytes b = read_bytes(path);
     return std::string(b.begin(), b.end());
@@ -346,6 +352,47 @@ TEST_F(Resume, ASecondProcessCannotResumeAHeldRun) {
     const int status = ::pclose(first);
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << first_output;
     EXPECT_TRUE(fs::is_regular_file(out + "/summary.json"));
+}
+
+// No space for the metrics (the file-size limit, as a full disk): one error naming
+// metrics.jsonl, exit 1, the checkpoint as it was, no temp file; the run resumes later.
+TEST_F(Resume, AFailedMetricsWriteIsOneErrorAndTheCheckpointIsIntact) {
+    const std::string out = path("metrics-full");
+    ASSERT_EQ(run_cli("--threads 1 " + command("ce") + " --out " + quoted(out),
+                      "DTOKD_FAULT_KILL_AFTER_STEP=7 ")
+                  .code,
+              128 + SIGKILL);
+    const Bytes checkpoint = read_bytes(out + ".partial/checkpoint.pt");
+    // 2 blocks of 512 bytes (dash's unit): config.toml (~500 bytes) fits; with a line per step
+    // (~460 bytes) the metrics outgrow it at step 7, before the next checkpoint (step 8, the epoch's end).
+    const CliResult r = run_cli("--threads 1 train --resume " + quoted(out) + " --log-interval 1", "ulimit -f 2 && ");
+    EXPECT_EQ(r.code, 1) << r.output;
+    EXPECT_TRUE(contains(r.output, out + ".partial/metrics.jsonl")) << r.output;
+    EXPECT_EQ(count_lines(r.output, "dtokd: error:"), 1) << r.output;
+    EXPECT_FALSE(contains(r.output, "terminate called")) << r.output;
+    EXPECT_EQ(read_bytes(out + ".partial/checkpoint.pt"), checkpoint);
+    for (const std::string &f : files_under(out + ".partial")) EXPECT_EQ(f.find(".tmp."), std::string::npos) << f;
+    // With space again the run goes on from the same checkpoint.
+    const CliResult again = run_cli("--threads 1 train --resume " + quoted(out));
+    ASSERT_EQ(again.code, 0) << again.output;
+    EXPECT_TRUE(fs::exists(out + "/summary.json"));
+}
+
+// The summary cannot be written (here: a folder in its place): one error naming it,
+// exit 1, the final checkpoint written and intact, the run left unfinished in .partial.
+TEST_F(Resume, AFailedSummaryWriteIsOneError) {
+    const std::string out = path("summary-blocked");
+    ASSERT_EQ(run_cli("--threads 1 " + command("ce") + " --out " + quoted(out), "DTOKD_FAULT_KILL_AFTER_STEP=24 ").code,
+              128 + SIGKILL);
+    fs::create_directories(out + ".partial/summary.json/occupied");
+    const CliResult r = run_cli("--threads 1 train --resume " + quoted(out));
+    EXPECT_EQ(r.code, 1) << r.output;
+    EXPECT_TRUE(contains(r.output, out + ".partial/summary.json")) << r.output;
+    EXPECT_EQ(count_lines(r.output, "dtokd: error:"), 1) << r.output;
+    EXPECT_FALSE(fs::exists(out));
+    for (const std::string &f : files_under(out + ".partial")) EXPECT_EQ(f.find(".tmp."), std::string::npos) << f;
+    auto model = dtokd::make_model("cnn_large", 1, 10);
+    EXPECT_EQ(dtokd::load_checkpoint(out + ".partial/checkpoint.pt", *model).step, 24);
 }
 
 }  // namespace
