@@ -4,6 +4,8 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include "tensor_doubles.h"
+
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -11,17 +13,6 @@
 namespace dtokd {
 
 namespace {
-
-at::Tensor doubles(const std::vector<double> &v) {
-    at::Tensor t = at::empty({int64_t(v.size())}, at::kDouble);
-    for (size_t i = 0; i < v.size(); i++) t.data_ptr<double>()[i] = v[i];
-    return t;
-}
-
-std::vector<double> to_doubles(const at::Tensor &t) {
-    const at::Tensor c = t.to(at::kDouble).contiguous();
-    return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
-}
 
 constexpr int kEpochFields = 6;  // EpochResult, in declaration order
 
@@ -37,9 +28,9 @@ std::vector<std::pair<std::string, at::Tensor>> loop_state_entries(const LoopSta
                                                               s.guard_consecutive, s.guard_total, s.metrics_bytes},
                                          at::kLong);
     return {{"loop/counts", counts},
-            {"loop/measures", doubles({s.best_test_accuracy, s.seconds, s.step_seconds_sum})},
-            {"loop/epochs", doubles(epochs)},
-            {"loop/window", doubles(s.window)},
+            {"loop/measures", doubles_to_tensor({s.best_test_accuracy, s.seconds, s.step_seconds_sum})},
+            {"loop/epochs", doubles_to_tensor(epochs)},
+            {"loop/window", doubles_to_tensor(s.window)},
             {"loop/rng", s.rng_state}};
 }
 
@@ -52,7 +43,7 @@ LoopState loop_state_from(const std::vector<std::pair<std::string, at::Tensor>> 
                                      "resume runs, or not a training checkpoint); it cannot be resumed");
     LoopState s;
     const at::Tensor counts = e["loop/counts"].to(at::kLong).contiguous();
-    const std::vector<double> measures = to_doubles(e["loop/measures"]), epochs = to_doubles(e["loop/epochs"]);
+    const std::vector<double> measures = tensor_to_doubles(e["loop/measures"]), epochs = tensor_to_doubles(e["loop/epochs"]);
     if (counts.numel() != 7 || measures.size() != 3 || epochs.size() % kEpochFields != 0)
         throw std::runtime_error(path + ": the loop state has an unexpected layout; it cannot be resumed");
     const int64_t *c = counts.data_ptr<int64_t>();
@@ -69,7 +60,7 @@ LoopState loop_state_from(const std::vector<std::pair<std::string, at::Tensor>> 
     for (size_t i = 0; i < epochs.size(); i += kEpochFields)
         s.epochs.push_back(EpochResult{int(epochs[i]), epochs[i + 1], epochs[i + 2], epochs[i + 3], epochs[i + 4],
                                        epochs[i + 5]});
-    s.window = to_doubles(e["loop/window"]);
+    s.window = tensor_to_doubles(e["loop/window"]);
     s.rng_state = e["loop/rng"];
     return s;
 }

@@ -7,24 +7,10 @@
 #include <stdexcept>
 
 #include "flat_arena.h"
+#include "tensor_doubles.h"
 #include "net_taps.h"
 
 namespace dtokd {
-
-namespace {
-
-at::Tensor doubles_tensor(const std::vector<double> &v) {
-    at::Tensor t = at::empty({int64_t(v.size())}, at::kDouble);
-    for (size_t i = 0; i < v.size(); i++) t.data_ptr<double>()[i] = v[i];
-    return t;
-}
-
-std::vector<double> tensor_doubles(const at::Tensor &t) {
-    const at::Tensor c = t.to(at::kDouble).contiguous();
-    return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
-}
-
-}  // namespace
 
 StepEngine::StepEngine(ModelHandle student, ModelHandle teacher, std::unique_ptr<ObjectiveList> objectives,
                        std::unique_ptr<TradeoffPolicy> policy, const at::Tensor &probe_images,
@@ -123,7 +109,7 @@ NamedTensors StepEngine::state() const {
     out.emplace_back("optimizer_steps_taken", at::scalar_tensor(optimizer_->steps_taken(), at::kLong));
     for (auto &[key, t] : objectives_->named_state()) out.emplace_back("objective/" + key, t);
     out.emplace_back("objective_optimizer", objectives_->optimizer_state());
-    out.emplace_back("policy", doubles_tensor(policy_->state()));
+    out.emplace_back("policy", doubles_to_tensor(policy_->state()));
     return out;
 }
 
@@ -157,7 +143,7 @@ void StepEngine::load_state(const NamedTensors &state) {
     }
     objectives_->load_named_state(objective);
     objectives_->load_optimizer_state(*objective_optimizer);
-    policy_->load_state(tensor_doubles(*policy));
+    policy_->load_state(tensor_to_doubles(*policy));
 }
 
 }  // namespace dtokd

@@ -48,6 +48,13 @@ struct LogitKdResults {
 
 // What a batch carries besides the images, for the objectives that read it.
 struct BatchTargets {
+    BatchTargets() = default;
+    // {labels} alone for objectives that read only labels; the rest as they are loaded.
+    BatchTargets(at::Tensor labels_, at::Tensor indices_ = {}, at::Tensor contrast_indices_ = {}, int epoch_ = 0)
+        : labels(std::move(labels_)),
+          indices(std::move(indices_)),
+          contrast_indices(std::move(contrast_indices_)),
+          epoch(epoch_) {}
     at::Tensor labels;            // int64 [B]
     at::Tensor indices;           // int64 [B]: sample indices in the dataset (undefined when not loaded)
     at::Tensor contrast_indices;  // int64 [B, 1 + K]: own index, then K negatives (objectives that ask for them)

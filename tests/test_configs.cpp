@@ -168,7 +168,9 @@ TEST_P(PairConfigs, EveryConfigDistillsAFewSteps) {
             for (double v : losses) EXPECT_TRUE(std::isfinite(v)) << "loss_" << name << " in " << metrics;
             for (double v : pis) {
                 EXPECT_GE(v, 0) << "pi_" << name;
-                if (dto) EXPECT_LE(v, 1.0) << "pi_" << name;
+                if (dto) {
+                    EXPECT_LE(v, 1.0) << "pi_" << name;
+                }
             }
         }
         EXPECT_EQ(number_after(summary, "\"skipped_steps\":"), 0) << summary;

@@ -145,7 +145,9 @@ Errors compare(const std::string &method, std::vector<Case> &cases,
             const double e = relative_error(g, want);
             EXPECT_LE(e, kTol) << c.label << ": d loss / d student " << n;
             errors.add("grad student taps", e);
-            if (want.abs().max().item<double>() > 0) EXPECT_GT(g.abs().max().item<double>(), 0) << c.label << n;
+            if (want.abs().max().item<double>() > 0) {
+                EXPECT_GT(g.abs().max().item<double>(), 0) << c.label << n;
+            }
         }
         for (const auto &np : c.objective->module()->named_parameters()) {
             const torch::Tensor g = np.value().grad();
@@ -314,7 +316,9 @@ TEST(PreactBatchNorm, LinesUpWithPreactFeats) {
         const auto bns = model->preact_bn_affine();
         ASSERT_EQ(bns.size(), before.size());
         const bool shuffle = name.rfind("shuffle", 0) == 0, cnn = name.rfind("cnn", 0) == 0;
-        if (!cnn) EXPECT_FALSE(bns[0].first.defined()) << "the stem entry has no BN before a ReLU";
+        if (!cnn) {
+            EXPECT_FALSE(bns[0].first.defined()) << "the stem entry has no BN before a ReLU";
+        }
         for (size_t i = cnn ? 0 : 1; i < bns.size(); i++) {
             SCOPED_TRACE("preact_feats[" + std::to_string(i) + "]");
             auto [w, b] = bns[i];

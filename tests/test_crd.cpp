@@ -168,9 +168,10 @@ TEST(CrdObjective, MatchesPyTorchReference) {
         EXPECT_DOUBLE_EQ(v.loss, v.loss_tensor.item<double>());
         EXPECT_TRUE(std::isfinite(v.loss)) << c.name;
         g["grad_pooled_s"] = s.pooled.grad();
-        if (c.kind != Case::kIdentical)
+        if (c.kind != Case::kIdentical) {
             EXPECT_FALSE(t.pooled.grad().defined() && t.pooled.grad().abs().max().item<double>() > 0)
                 << c.name << ": the teacher's pooled feature got a gradient";
+        }
         for (const char *name : kGradParams) g[std::string("grad_") + name] = crd.param(name).grad();
         for (const char *name : {"memory_s", "memory_t", "z_s", "z_t"}) g[name] = crd.buffer(name).clone();
         g["updated_rows"] = idx.select(1, 0).contiguous();

@@ -306,7 +306,7 @@ TEST(ObjectiveRegistry, FitNetRegressorShapes) {
         const torch::Tensor w = fit->module()->named_parameters()["conv.weight"];
         EXPECT_EQ(w.sizes().vec(), c.weight) << c10::str(c.s) << " -> " << c10::str(c.t);
         s.logits = torch::zeros({2, 3});
-        const dtokd::ObjectiveValue v = fit->evaluate({s, t, torch::Tensor(), torch::Tensor(), nullptr});
+        const dtokd::ObjectiveValue v = fit->evaluate({s, t, torch::Tensor(), torch::Tensor(), nullptr, {}, 0, true});
         EXPECT_EQ(v.loss_tensor.dim(), 0);
         EXPECT_TRUE(std::isfinite(v.loss));
     }
