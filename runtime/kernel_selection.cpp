@@ -1,6 +1,5 @@
-// See kernel_selection.h. The JSON reader accepts exactly what format_tuning_file()
-// writes (a flat object of strings, simple escapes) and rejects everything else with
-// the offset of the problem: the file is a cache, not an interchange format.
+// See kernel_selection.h. The tuning file's JSON subset is read and written by
+// tuning_json.h.
 #include "kernel_selection.h"
 
 #include "content_hash.h"
@@ -19,6 +18,7 @@
 
 #include "kernel_variants.h"
 #include "threads.h"
+#include "tuning_json.h"
 
 namespace dtokd {
 
@@ -87,85 +87,6 @@ std::string build_hash() {
     char hex[17];
     std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
     return hex;
-}
-
-std::string json_string(const std::string &s) {
-    std::string out = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (c == '\n') {
-            out += "\\n";
-        } else if (c == '\t') {
-            out += "\\t";
-        } else {
-            out += (static_cast<unsigned char>(c) < 0x20) ? ' ' : c;
-        }
-    }
-    return out + "\"";
-}
-
-// {"key": "value", ...} with whitespace between tokens; throws std::runtime_error.
-std::map<std::string, std::string> parse_flat_json_object(const std::string &text) {
-    size_t i = 0;
-    auto fail = [&](const std::string &what) {
-        throw std::runtime_error(what + " at byte " + std::to_string(i) +
-                                 "; expected a flat JSON object of strings");
-    };
-    auto skip_ws = [&] {
-        while (i < text.size() && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r')) i++;
-    };
-    auto expect = [&](char c) {
-        skip_ws();
-        if (i >= text.size() || text[i] != c) fail(std::string("missing '") + c + "'");
-        i++;
-    };
-    auto read_string = [&] {
-        expect('"');
-        std::string s;
-        while (true) {
-            if (i >= text.size()) fail("unterminated string");
-            const char c = text[i++];
-            if (c == '"') return s;
-            if (static_cast<unsigned char>(c) < 0x20) fail("control character in a string");
-            if (c != '\\') {
-                s += c;
-                continue;
-            }
-            if (i >= text.size()) fail("unterminated string");
-            const char e = text[i++];
-            if (e == '"' || e == '\\' || e == '/') s += e;
-            else if (e == 'n') s += '\n';
-            else if (e == 't') s += '\t';
-            else fail(std::string("unsupported escape '\\") + e + "'");
-        }
-    };
-    std::map<std::string, std::string> out;
-    expect('{');
-    skip_ws();
-    if (i < text.size() && text[i] == '}') {
-        i++;
-    } else {
-        while (true) {
-            const std::string key = read_string();
-            expect(':');
-            skip_ws();
-            if (i < text.size() && text[i] != '"') fail("value of '" + key + "' is not a string");
-            const std::string value = read_string();
-            if (!out.emplace(key, value).second) fail("duplicate key '" + key + "'");
-            skip_ws();
-            if (i < text.size() && text[i] == ',') {
-                i++;
-                continue;
-            }
-            expect('}');
-            break;
-        }
-    }
-    skip_ws();
-    if (i != text.size()) fail("trailing characters");
-    return out;
 }
 
 }  // namespace
