@@ -1,6 +1,7 @@
 // See tuning_json.h.
 #include "tuning_json.h"
 
+#include <cstdio>
 #include <stdexcept>
 
 namespace dtokd {
@@ -21,6 +22,18 @@ std::string json_string(const std::string &s) {
     }
     return out + "\"";
 }
+
+namespace {
+// A byte for an error message: itself when printable, else \xNN (a raw NUL would cut the
+// message short wherever it is printed as a C string).
+std::string visible(char c) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f) return std::string(1, c);
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "\\x%02x", u);
+    return hex;
+}
+}  // namespace
 
 std::map<std::string, std::string> parse_flat_json_object(const std::string &text) {
     size_t i = 0;
@@ -53,7 +66,7 @@ std::map<std::string, std::string> parse_flat_json_object(const std::string &tex
             if (e == '"' || e == '\\' || e == '/') s += e;
             else if (e == 'n') s += '\n';
             else if (e == 't') s += '\t';
-            else fail(std::string("unsupported escape '\\") + e + "'");
+            else fail("unsupported escape '\\" + visible(e) + "'");
         }
     };
     std::map<std::string, std::string> out;
