@@ -47,13 +47,14 @@ bool scalar_text(const toml::node &node, std::string &out) {
     return false;
 }
 
-std::string toml_quote(const std::string &s) {
-    std::string out = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\') out += '\\';
-        out += c;
-    }
-    return out + "\"";
+// `s` as a TOML basic string, written by toml++: quotes, backslashes, control and
+// non-ASCII characters escaped, so the resolved config reads back as the same text.
+std::string toml_string(const std::string &s) {
+    std::ostringstream os;
+    os << toml::toml_formatter{toml::table{{"v", s}}, toml::format_flags::none};
+    const std::string line = os.str();  // v = "..."
+    const size_t begin = line.find('"'), end = line.rfind('"');
+    return line.substr(begin, end - begin + 1);
 }
 
 bool looks_numeric(const std::string &s) {
@@ -169,8 +170,10 @@ std::string resolved_config_toml(const CLI::App &app) {
                 values.push_back(d);
             }
         }
-        auto render = [](const std::string &v) {
-            return (looks_numeric(v) || v == "true" || v == "false") ? v : toml_quote(v);
+        // Text options are always strings (a model or folder named "2024" stays text).
+        const bool text_option = opt->get_expected_max() != 0 && opt->get_type_name().rfind("TEXT", 0) == 0;
+        auto render = [&](const std::string &v) {
+            return !text_option && (looks_numeric(v) || v == "true" || v == "false") ? v : toml_string(v);
         };
         os << name << " = ";
         if (opt->get_expected_max() > 1) {

@@ -75,6 +75,34 @@ TEST_F(ConfigFile, FuzzRegressionNonAsciiByteIsOneClearError) {
               std::string::npos);
 }
 
+TEST_F(ConfigFile, NonAsciiTextAsEscapesIsReadAndWrittenBack) {
+    DistillCli first, second;
+    const std::string resolved = round_trip("data = \"/data/caf\\u00e9\"\n", first, second);
+    EXPECT_EQ(first.config.data_dir, "/data/caf\xc3\xa9");
+    EXPECT_EQ(second.config.data_dir, "/data/caf\xc3\xa9");
+    EXPECT_NE(resolved.find("data = \"/data/caf\\u00E9\"\n"), std::string::npos) << resolved;
+}
+
+// Found by fuzz_config's round-trip oracle on crafted inputs (tests/data/fuzz-regressions/
+// config/numeric-text.toml, newline-in-text.toml): the resolved config rendered text that
+// looked like a number bare (model = 2024: an integer, which the text option then refused)
+// and wrote newlines and control characters unescaped (not TOML), so the run's
+// config.toml could not be passed back with --config.
+TEST_F(ConfigFile, ResolvedTextThatLooksNumericStaysText) {
+    DistillCli first, second;
+    const std::string resolved = round_trip("model = \"2024\"\nteacher = \"1e5\"\nlr = 0.5\n", first, second);
+    EXPECT_NE(resolved.find("model = \"2024\"\n"), std::string::npos) << resolved;
+    EXPECT_NE(resolved.find("teacher = \"1e5\"\n"), std::string::npos) << resolved;
+    EXPECT_NE(resolved.find("lr = 0.5\n"), std::string::npos) << resolved;
+    EXPECT_EQ(second.config.model, "2024");
+}
+
+TEST_F(ConfigFile, ResolvedTextWithQuotesAndControlCharactersReadsBack) {
+    DistillCli first, second;
+    round_trip("out = \"a\\\"b\\\\c\\nd\\te\\u0001\"\n", first, second);
+    EXPECT_EQ(second.config.out, "a\"b\\c\nd\te\x01");
+}
+
 TEST_F(ConfigFile, UnreadableFileIsNamed) {
     DistillCli cli;
     const std::string missing = (dir.path() / "missing.toml").string();
