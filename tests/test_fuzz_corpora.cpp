@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "checkpoint.h"
-#include "fuzz_support.h"
+#include "../fuzz/fuzz_support.h"
 #include "image_dataset.h"
 #include "kernel_selection.h"
 #include "scratch_data.h"
