@@ -5,11 +5,14 @@
 // File names say what the replay test (tests/test_fuzz_corpora.cpp) expects of a seed:
 // valid-* is accepted by its reader, invalid-* rejected with a clear error.
 #include <torch/nn/modules/linear.h>
+#include <torch/serialize/output-archive.h>
 #include <zlib.h>
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <sstream>
 
 #include "checkpoint.h"
 #include "fuzz_support.h"
@@ -83,6 +86,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     const fs::path root = argv[1];
+    at::manual_seed(0);  // the same seeds on every run
     // IDX: 3 images of 4x4 and their labels, plain and gzip.
     const std::string images = idx_images(3, 4, 4), labels = idx_labels(3, 9);
     put(root / "idx/valid-3x4x4", idx_input(images, labels));
@@ -124,6 +128,25 @@ int main(int argc, char **argv) {
         flipped[flipped.size() / 2] ^= 0x20;
         put(root / "checkpoint/invalid-flipped-byte", std::string(1, '\0') + flipped);
         put(root / "checkpoint/invalid-truncated", std::string(1, '\0') + file.substr(0, file.size() - 100));
+    }
+    // Payloads that verify but are not what read_meta expects (mode 1): only a format
+    // version; a class count that is not one integer.
+    {
+        auto payload = [](const std::function<void(torch::serialize::OutputArchive &)> &fill) {
+            torch::serialize::OutputArchive ar;
+            fill(ar);
+            std::ostringstream os;
+            ar.save_to(os);
+            return std::string(1, '\1') + os.str();
+        };
+        const at::Tensor v2 = at::scalar_tensor(dtokd::kCheckpointFormatVersion, at::kLong);
+        put(root / "checkpoint/invalid-payload-missing-entries",
+            payload([&](auto &ar) { ar.write("dtokd_format_version", v2); }));
+        put(root / "checkpoint/invalid-payload-num-classes-not-an-integer", payload([&](auto &ar) {
+                ar.write("dtokd_format_version", v2);
+                ar.write("model_name", at::full({3}, 108, at::kByte));
+                ar.write("num_classes", at::zeros({2}));
+            }));
     }
     // Teacher-logit cache: mode 0 = the file, mode 1 = checksum fixed up by the target.
     const std::string logits = logit_file(dtokd::fuzz::kFuzzLogitKey, 4, 3);

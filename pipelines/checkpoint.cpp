@@ -29,17 +29,40 @@ at::Tensor text(const std::string &s) {
     return t;
 }
 
-std::string read_text(torch::serialize::InputArchive &ar, const std::string &key) {
+// LibTorch reports a missing or malformed archive entry as c10::Error (no file name, a
+// C++ backtrace): these turn it into one error naming the file, the entry and what was expected.
+[[noreturn]] void bad_entry(const std::string &path, const std::string &key, const std::string &what) {
+    throw std::runtime_error(path + ": checkpoint entry '" + key + "' " + what);
+}
+
+at::Tensor read_entry(torch::serialize::InputArchive &ar, const std::string &key, const std::string &path) {
     at::Tensor t;
-    ar.read(key, t);
+    try {
+        if (!ar.try_read(key, t)) bad_entry(path, key, "is missing (a checkpoint from another dtokd, or not one)");
+    } catch (const c10::Error &e) {
+        bad_entry(path, key, std::string("cannot be read: ") + e.what_without_backtrace());
+    }
+    return t;
+}
+
+std::string read_text(torch::serialize::InputArchive &ar, const std::string &key, const std::string &path) {
+    at::Tensor t = read_entry(ar, key, path);
+    if (t.scalar_type() != at::kByte || t.dim() != 1)
+        bad_entry(path, key, "is a " + std::string(c10::toString(t.scalar_type())) + " tensor of shape " +
+                                 c10::str(t.sizes()) + "; expected text (1-d uint8)");
     t = t.contiguous();
     return std::string(reinterpret_cast<const char *>(t.data_ptr<uint8_t>()), size_t(t.numel()));
 }
 
-int64_t read_int(torch::serialize::InputArchive &ar, const std::string &key) {
-    at::Tensor t;
-    ar.read(key, t);
+int64_t entry_int(const at::Tensor &t, const std::string &key, const std::string &path) {
+    if (t.numel() != 1 || !c10::isIntegralType(t.scalar_type(), /*includeBool=*/false))
+        bad_entry(path, key, "is a " + std::string(c10::toString(t.scalar_type())) + " tensor of shape " +
+                                 c10::str(t.sizes()) + "; expected one integer");
     return t.item<int64_t>();
+}
+
+int64_t read_int(torch::serialize::InputArchive &ar, const std::string &key, const std::string &path) {
+    return entry_int(read_entry(ar, key, path), key, path);
 }
 
 // The file: kMagic, payload length (u64 LE), FNV-1a 64 of the payload (u64 LE), then the
@@ -92,10 +115,15 @@ torch::serialize::InputArchive open_archive(const std::string &path, bool *verif
 
 CheckpointMeta read_meta(torch::serialize::InputArchive &ar, const std::string &path, bool verified) {
     at::Tensor version;
-    if (!ar.try_read("dtokd_format_version", version))
-        throw std::runtime_error(path + ": not a dtokd checkpoint (no dtokd_format_version)");
+    bool has_version = false;
+    try {
+        has_version = ar.try_read("dtokd_format_version", version);
+    } catch (const c10::Error &e) {
+        bad_entry(path, "dtokd_format_version", std::string("cannot be read: ") + e.what_without_backtrace());
+    }
+    if (!has_version) throw std::runtime_error(path + ": not a dtokd checkpoint (no dtokd_format_version)");
     // Version 1 (a bare archive, no checksum) holds the same entries and is still read.
-    const int64_t v = version.item<int64_t>();
+    const int64_t v = entry_int(version, "dtokd_format_version", path);
     if (v != kCheckpointFormatVersion && !(v == 1 && !verified))
         throw std::runtime_error(path + ": checkpoint format version " + std::to_string(v) +
                                  "; this dtokd reads version " + std::to_string(kCheckpointFormatVersion));
@@ -103,16 +131,16 @@ CheckpointMeta read_meta(torch::serialize::InputArchive &ar, const std::string &
         throw std::runtime_error(path + ": a version " + std::to_string(v) +
                                  " checkpoint without its checksum header (extracted from a dtokd file?)");
     CheckpointMeta m;
-    m.model_name = read_text(ar, "model_name");
-    m.num_classes = read_int(ar, "num_classes");
-    m.in_channels = read_int(ar, "in_channels");
-    m.height = read_int(ar, "height");
-    m.width = read_int(ar, "width");
-    m.epoch = read_int(ar, "epoch");
-    m.step = read_int(ar, "step");
-    m.config = read_text(ar, "config");
-    m.optimizer_kind = read_text(ar, "optimizer_kind");
-    m.optimizer_steps = read_int(ar, "optimizer_steps");
+    m.model_name = read_text(ar, "model_name", path);
+    m.num_classes = read_int(ar, "num_classes", path);
+    m.in_channels = read_int(ar, "in_channels", path);
+    m.height = read_int(ar, "height", path);
+    m.width = read_int(ar, "width", path);
+    m.epoch = read_int(ar, "epoch", path);
+    m.step = read_int(ar, "step", path);
+    m.config = read_text(ar, "config", path);
+    m.optimizer_kind = read_text(ar, "optimizer_kind", path);
+    m.optimizer_steps = read_int(ar, "optimizer_steps", path);
     return m;
 }
 
@@ -181,7 +209,13 @@ CheckpointMeta load_checkpoint(const std::string &path, torch::nn::Module &model
     at::NoGradGuard no_grad;
     auto copy_in = [&](const std::string &key, at::Tensor &dst) {
         at::Tensor src;
-        if (!ar.try_read(key, src))
+        bool found = false;
+        try {
+            found = ar.try_read(key, src);
+        } catch (const c10::Error &e) {
+            bad_entry(path, key, std::string("cannot be read: ") + e.what_without_backtrace());
+        }
+        if (!found)
             throw std::runtime_error(path + ": missing '" + key + "' (checkpoint of model '" + meta.model_name +
                                      "')");
         if (src.sizes() != dst.sizes())
@@ -193,12 +227,8 @@ CheckpointMeta load_checkpoint(const std::string &path, torch::nn::Module &model
     for (auto &b : model.named_buffers(true)) copy_in("buffer/" + b.key(), b.value());
     if (optimizer_state) {
         optimizer_state->clear();
-        const int64_t n = read_int(ar, "optimizer_tensors");
-        for (int64_t i = 0; i < n; i++) {
-            at::Tensor t;
-            ar.read("optimizer/" + std::to_string(i), t);
-            optimizer_state->push_back(t);
-        }
+        const int64_t n = read_int(ar, "optimizer_tensors", path);
+        for (int64_t i = 0; i < n; i++) optimizer_state->push_back(read_entry(ar, "optimizer/" + std::to_string(i), path));
     }
     return meta;
 }
@@ -209,12 +239,14 @@ std::vector<std::pair<std::string, at::Tensor>> read_objective_state(const std::
     read_meta(ar, path, verified);
     std::vector<std::pair<std::string, at::Tensor>> out;
     const std::string prefix = "objective/";
-    for (const std::string &key : ar.keys())
-        if (key.rfind(prefix, 0) == 0) {
-            at::Tensor t;
-            ar.read(key, t);
-            out.emplace_back(key.substr(prefix.size()), t);
-        }
+    std::vector<std::string> keys;
+    try {
+        keys = ar.keys();
+    } catch (const c10::Error &e) {
+        throw std::runtime_error(path + ": checkpoint entries cannot be listed: " + e.what_without_backtrace());
+    }
+    for (const std::string &key : keys)
+        if (key.rfind(prefix, 0) == 0) out.emplace_back(key.substr(prefix.size()), read_entry(ar, key, path));
     return out;
 }
 
