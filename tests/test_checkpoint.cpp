@@ -249,6 +249,34 @@ TEST(Checkpoint, FuzzRegressionMissingOrMalformedEntriesAreOneError) {
     expect_error([&] { dtokd::read_checkpoint_meta(v1); }, {v1, "'num_classes' is missing"});
 }
 
+// Fuzz regression (fuzz_checkpoint, mode 1: tests/data/fuzz-regressions/checkpoint/
+// torchscript-class-constant-segv): a payload whose code/__torch__.py had "__parameters"
+// changed to "ByteStorages", framed with a correct checksum, crashed the process (SEGV in
+// LibTorch 1.13's ScriptTypeParser::parseClassConstant): LibTorch does not check the zip
+// members' CRC-32. The reader now checks them first: one error naming the file and member.
+TEST(Checkpoint, FuzzRegressionChangedTorchScriptSourceIsOneError) {
+    ScratchDir dir("ckptcrc");
+    const Bytes input = read_bytes(std::string(DTOKD_SOURCE_DIR) +
+                                   "/tests/data/fuzz-regressions/checkpoint/torchscript-class-constant-segv");
+    ASSERT_EQ(input.at(0), 1) << "a mode-1 input: the payload follows";
+    const std::string payload(input.begin() + 1, input.end());
+    ASSERT_NE(payload.find("ByteStorages__ = ["), std::string::npos);
+    const uint64_t length = payload.size(), checksum = dtokd::fnv1a64(payload);
+    std::string file = "DTKDCKPT";
+    file.append(reinterpret_cast<const char *>(&length), 8);
+    file.append(reinterpret_cast<const char *>(&checksum), 8);
+    file += payload;
+    const std::string framed = dir / "framed.pt", bare = dir / "bare.pt";
+    write_bytes(framed, Bytes(file.begin(), file.end()));
+    expect_error([&] { dtokd::read_checkpoint_meta(framed); },
+                 {framed, "corrupt zip archive: member 'archive/code/__torch__.py' fails its CRC-32"});
+    EXPECT_TRUE(dtokd::is_dtokd_checkpoint(framed));  // framed: a dtokd checkpoint, a corrupt one
+    // The same change in a bare archive (version 1 format: no checksum of ours).
+    write_bytes(bare, Bytes(payload.begin(), payload.end()));
+    expect_error([&] { dtokd::read_checkpoint_meta(bare); }, {bare, "fails its CRC-32"});
+    EXPECT_FALSE(dtokd::is_dtokd_checkpoint(bare));
+}
+
 // Any changed byte, in the header or anywhere in the payload (metadata, weights, the
 // archive's own zip records), is one error naming the file; never a silent load.
 TEST(Checkpoint, AFlippedByteAnywhereIsOneError) {
