@@ -4,6 +4,7 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 #include <torch/nn/module.h>
+#include <zlib.h>
 
 #include <cstring>
 #include <filesystem>
@@ -29,17 +30,49 @@ at::Tensor text(const std::string &s) {
     return t;
 }
 
-std::string read_text(torch::serialize::InputArchive &ar, const std::string &key) {
+// LibTorch reports a missing or malformed archive entry as c10::Error (no file name, a
+// C++ backtrace): these turn it into one error naming the file, the entry and what was expected.
+[[noreturn]] void bad_entry(const std::string &path, const std::string &key, const std::string &what) {
+    throw std::runtime_error(path + ": checkpoint entry '" + key + "' " + what);
+}
+
+at::Tensor read_entry(torch::serialize::InputArchive &ar, const std::string &key, const std::string &path) {
     at::Tensor t;
-    ar.read(key, t);
+    try {
+        if (!ar.try_read(key, t)) bad_entry(path, key, "is missing (a checkpoint from another dtokd, or not one)");
+    } catch (const c10::Error &e) {
+        bad_entry(path, key, std::string("cannot be read: ") + e.what_without_backtrace());
+    }
+    return t;
+}
+
+// The archive's entry names; LibTorch's c10::Error becomes one error naming the file.
+std::vector<std::string> entry_keys(torch::serialize::InputArchive &ar, const std::string &path) {
+    try {
+        return ar.keys();
+    } catch (const c10::Error &e) {
+        throw std::runtime_error(path + ": checkpoint entries cannot be listed: " + e.what_without_backtrace());
+    }
+}
+
+std::string read_text(torch::serialize::InputArchive &ar, const std::string &key, const std::string &path) {
+    at::Tensor t = read_entry(ar, key, path);
+    if (t.scalar_type() != at::kByte || t.dim() != 1)
+        bad_entry(path, key, "is a " + std::string(c10::toString(t.scalar_type())) + " tensor of shape " +
+                                 c10::str(t.sizes()) + "; expected text (1-d uint8)");
     t = t.contiguous();
     return std::string(reinterpret_cast<const char *>(t.data_ptr<uint8_t>()), size_t(t.numel()));
 }
 
-int64_t read_int(torch::serialize::InputArchive &ar, const std::string &key) {
-    at::Tensor t;
-    ar.read(key, t);
+int64_t entry_int(const at::Tensor &t, const std::string &key, const std::string &path) {
+    if (t.numel() != 1 || !c10::isIntegralType(t.scalar_type(), /*includeBool=*/false))
+        bad_entry(path, key, "is a " + std::string(c10::toString(t.scalar_type())) + " tensor of shape " +
+                                 c10::str(t.sizes()) + "; expected one integer");
     return t.item<int64_t>();
+}
+
+int64_t read_int(torch::serialize::InputArchive &ar, const std::string &key, const std::string &path) {
+    return entry_int(read_entry(ar, key, path), key, path);
 }
 
 // The file: kMagic, payload length (u64 LE), FNV-1a 64 of the payload (u64 LE), then the
@@ -62,6 +95,50 @@ std::string read_whole(const std::string &path) {
     return bytes;
 }
 
+uint32_t le16(const std::string &b, size_t at) { return uint32_t(uint8_t(b[at])) | uint32_t(uint8_t(b[at + 1])) << 8; }
+uint32_t le32(const std::string &b, size_t at) { return le16(b, at) | le16(b, at + 2) << 16; }
+
+// LibTorch 1.13's zip reader does not verify its members' CRC-32, and its TorchScript
+// importer crashes (SEGV) on some changed source text in code/ (fuzz_checkpoint found one).
+// So before LibTorch sees an archive, every stored member's CRC-32 is checked here: a
+// changed byte in a bare (version 1) or foreign archive is an error, not a crash. The
+// checksum frame already covers version 2 files; a file crafted with correct CRCs can
+// still reach LibTorch's importer. Not a zip (no end record) or zip64: left to LibTorch.
+void check_zip_members(const std::string &path, const std::string &zip) {
+    auto corrupt = [&](const std::string &what) {
+        throw std::runtime_error(path + ": unreadable checkpoint (corrupt zip archive: " + what + ")");
+    };
+    constexpr size_t kEnd = 22, kCentral = 46, kLocal = 30;
+    if (zip.size() < kEnd) return;
+    size_t end = std::string::npos;
+    for (size_t at = zip.size() - kEnd + 1; at-- > 0 && zip.size() - at <= kEnd + 0xffff;)
+        if (le32(zip, at) == 0x06054b50) {
+            end = at;
+            break;
+        }
+    if (end == std::string::npos) return;
+    const uint32_t entries = le16(zip, end + 10), cd_size = le32(zip, end + 12), cd_offset = le32(zip, end + 16);
+    if (entries == 0xffff || cd_size == 0xffffffff || cd_offset == 0xffffffff) return;  // zip64
+    if (size_t(cd_offset) + cd_size > end) corrupt("central directory outside the file");
+    size_t at = cd_offset;
+    for (uint32_t i = 0; i < entries; i++) {
+        if (at + kCentral > end || le32(zip, at) != 0x02014b50) corrupt("central directory entry " + std::to_string(i));
+        const uint32_t method = le16(zip, at + 10), crc = le32(zip, at + 16), size = le32(zip, at + 20);
+        const size_t name_len = le16(zip, at + 28), next = at + kCentral + name_len + le16(zip, at + 30) + le16(zip, at + 32);
+        if (next > end) corrupt("central directory entry " + std::to_string(i));
+        const std::string name = zip.substr(at + kCentral, name_len);
+        const size_t local = le32(zip, at + 42);
+        if (size == 0xffffffff || local == 0xffffffff) return;  // zip64
+        if (local + kLocal > zip.size() || le32(zip, local) != 0x04034b50) corrupt("local header of '" + name + "'");
+        const size_t data = local + kLocal + le16(zip, local + 26) + le16(zip, local + 28);
+        if (data + size > zip.size()) corrupt("member '" + name + "' runs past the end");
+        if (method == 0 &&
+            crc32(0L, reinterpret_cast<const Bytef *>(zip.data() + data), uInt(size)) != uLong(crc))
+            corrupt("member '" + name + "' fails its CRC-32");
+        at = next;
+    }
+}
+
 // The archive of a checkpoint file; `verified` says whether a checksum covered it (version >= 2).
 torch::serialize::InputArchive open_archive(const std::string &path, bool *verified = nullptr) {
     const std::string bytes = read_whole(path);
@@ -79,6 +156,7 @@ torch::serialize::InputArchive open_archive(const std::string &path, bool *verif
             throw std::runtime_error(path + ": checkpoint is corrupt (checksum mismatch): it was changed after dtokd "
                                             "wrote it; use another checkpoint");
     }
+    check_zip_members(path, framed ? payload : bytes);
     torch::serialize::InputArchive ar;
     try {
         std::istringstream in(framed ? payload : bytes);
@@ -105,10 +183,15 @@ bool is_weight_key(const std::string &key) { return key.rfind("param/", 0) == 0 
 
 CheckpointMeta read_meta(torch::serialize::InputArchive &ar, const std::string &path, bool verified) {
     at::Tensor version;
-    if (!ar.try_read("dtokd_format_version", version))
-        throw std::runtime_error(path + ": not a dtokd checkpoint (no dtokd_format_version)");
+    bool has_version = false;
+    try {
+        has_version = ar.try_read("dtokd_format_version", version);
+    } catch (const c10::Error &e) {
+        bad_entry(path, "dtokd_format_version", std::string("cannot be read: ") + e.what_without_backtrace());
+    }
+    if (!has_version) throw std::runtime_error(path + ": not a dtokd checkpoint (no dtokd_format_version)");
     // Version 1 (a bare archive, no checksum) holds the same entries and is still read.
-    const int64_t v = version.item<int64_t>();
+    const int64_t v = entry_int(version, "dtokd_format_version", path);
     if (v != kCheckpointFormatVersion && !(v == 1 && !verified))
         throw std::runtime_error(path + ": checkpoint format version " + std::to_string(v) +
                                  "; this dtokd reads version " + std::to_string(kCheckpointFormatVersion));
@@ -116,16 +199,16 @@ CheckpointMeta read_meta(torch::serialize::InputArchive &ar, const std::string &
         throw std::runtime_error(path + ": a version " + std::to_string(v) +
                                  " checkpoint without its checksum header (extracted from a dtokd file?)");
     CheckpointMeta m;
-    m.model_name = read_text(ar, "model_name");
-    m.num_classes = read_int(ar, "num_classes");
-    m.in_channels = read_int(ar, "in_channels");
-    m.height = read_int(ar, "height");
-    m.width = read_int(ar, "width");
-    m.epoch = read_int(ar, "epoch");
-    m.step = read_int(ar, "step");
-    m.config = read_text(ar, "config");
-    m.optimizer_kind = read_text(ar, "optimizer_kind");
-    m.optimizer_steps = read_int(ar, "optimizer_steps");
+    m.model_name = read_text(ar, "model_name", path);
+    m.num_classes = read_int(ar, "num_classes", path);
+    m.in_channels = read_int(ar, "in_channels", path);
+    m.height = read_int(ar, "height", path);
+    m.width = read_int(ar, "width", path);
+    m.epoch = read_int(ar, "epoch", path);
+    m.step = read_int(ar, "step", path);
+    m.config = read_text(ar, "config", path);
+    m.optimizer_kind = read_text(ar, "optimizer_kind", path);
+    m.optimizer_steps = read_int(ar, "optimizer_steps", path);
     return m;
 }
 
@@ -192,7 +275,13 @@ CheckpointMeta load_checkpoint(const std::string &path, torch::nn::Module &model
     at::NoGradGuard no_grad;
     auto copy_in = [&](const std::string &key, at::Tensor &dst) {
         at::Tensor src;
-        if (!ar.try_read(key, src))
+        bool found = false;
+        try {
+            found = ar.try_read(key, src);
+        } catch (const c10::Error &e) {
+            bad_entry(path, key, std::string("cannot be read: ") + e.what_without_backtrace());
+        }
+        if (!found)
             throw std::runtime_error(path + ": missing '" + key + "' (checkpoint of model '" + meta.model_name +
                                      "')");
         if (src.sizes() != dst.sizes())
@@ -204,12 +293,8 @@ CheckpointMeta load_checkpoint(const std::string &path, torch::nn::Module &model
     for (auto &b : model.named_buffers(true)) copy_in("buffer/" + b.key(), b.value());
     if (state) {
         state->clear();
-        for (const std::string &key : ar.keys())
-            if (!is_meta_key(key) && !is_weight_key(key)) {
-                at::Tensor t;
-                ar.read(key, t);
-                state->emplace_back(key, t);
-            }
+        for (const std::string &key : entry_keys(ar, path))
+            if (!is_meta_key(key) && !is_weight_key(key)) state->emplace_back(key, read_entry(ar, key, path));
     }
     return meta;
 }
@@ -219,12 +304,9 @@ CheckpointEntries read_checkpoint_entries(const std::string &path, const std::st
     auto ar = open_archive(path, &verified);
     read_meta(ar, path, verified);
     CheckpointEntries out;
-    for (const std::string &key : ar.keys())
-        if (key.rfind(prefix, 0) == 0 && !is_meta_key(key) && !is_weight_key(key)) {
-            at::Tensor t;
-            ar.read(key, t);
-            out.emplace_back(key.substr(prefix.size()), t);
-        }
+    for (const std::string &key : entry_keys(ar, path))
+        if (key.rfind(prefix, 0) == 0 && !is_meta_key(key) && !is_weight_key(key))
+            out.emplace_back(key.substr(prefix.size()), read_entry(ar, key, path));
     return out;
 }
 

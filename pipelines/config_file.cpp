@@ -4,7 +4,10 @@
 #include <CLI/CLI.hpp>
 #include <toml++/toml.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 
@@ -66,12 +69,35 @@ void check_type(const std::string &path, const std::string &name, const CLI::Opt
     }
 }
 
+// Debian's toml++ 3.3 reaches __builtin_unreachable (undefined behaviour) for some
+// non-ASCII characters where it looks for whitespace (upstream issues 190 and 295, fixed
+// after 3.3), so config files are ASCII: other characters go in strings as \uXXXX.
+void check_ascii(const std::string &path, const std::string &text) {
+    size_t line = 1, column = 1;
+    for (const char c : text) {
+        if (static_cast<unsigned char>(c) >= 0x80) {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "0x%02x", static_cast<unsigned char>(c));
+            fail(path, "byte " + std::string(hex) + " at line " + std::to_string(line) + ", column " +
+                           std::to_string(column) +
+                           " is not ASCII; expected an ASCII file (write other characters in strings as \\uXXXX)");
+        }
+        column = c == '\n' ? 1 : column + 1;
+        line += c == '\n';
+    }
+}
+
 }  // namespace
 
 void apply_config_file(CLI::App &app, const std::string &path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in || std::filesystem::is_directory(path)) fail(path, "cannot be read");
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad()) fail(path, "cannot be read");
+    check_ascii(path, text);
     toml::table table;
     try {
-        table = toml::parse_file(path);
+        table = toml::parse(text, path);
     } catch (const toml::parse_error &e) {
         std::ostringstream os;
         os << "not valid TOML at line " << e.source().begin.line << ": " << e.description();

@@ -1,6 +1,7 @@
 // TOML config files for the dtokd subcommands (toml++): every key is a long option
 // name of the subcommand; flags given on the command line win over the file. An
-// unknown key or a value of the wrong type is one error naming the file and key.
+// unknown key or a value of the wrong type is one error naming the file and key. Files
+// are ASCII (other characters in strings as \uXXXX escapes; see config_file.cpp).
 #pragma once
 #include <string>
 

@@ -1,10 +1,8 @@
-// See teacher_logit_cache.h. File layout: "DTKDTLC1", key u64, rows i64,
-// classes i64, checksum u64, then rows*classes float32.
+// See teacher_logit_cache.h. The file format is teacher_logit_file.h's.
 #include "teacher_logit_cache.h"
 
 #include <ATen/ATen.h>
 
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
@@ -12,16 +10,14 @@
 #include <vector>
 
 #include "batch_loader.h"
-#include "atomic_file.h"
 #include "content_hash.h"
+#include "teacher_logit_file.h"
 
 namespace dtokd {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-constexpr char kMagic[8] = {'D', 'T', 'K', 'D', 'T', 'L', 'C', '1'};
 
 uint64_t cache_key(const std::string &teacher_file, const ImageDataset &data) {
     std::ifstream in(teacher_file, std::ios::binary);
@@ -34,28 +30,6 @@ uint64_t cache_key(const std::string &teacher_file, const ImageDataset &data) {
     return h;
 }
 
-// The cached logits, or an undefined tensor when the file is absent or does not verify.
-at::Tensor try_load(const std::string &path, uint64_t key, int64_t rows, int64_t classes) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return {};
-    char magic[8];
-    uint64_t file_key = 0, checksum = 0;
-    int64_t file_rows = 0, file_classes = 0;
-    in.read(magic, 8);
-    in.read(reinterpret_cast<char *>(&file_key), 8);
-    in.read(reinterpret_cast<char *>(&file_rows), 8);
-    in.read(reinterpret_cast<char *>(&file_classes), 8);
-    in.read(reinterpret_cast<char *>(&checksum), 8);
-    if (!in || std::memcmp(magic, kMagic, 8) != 0 || file_key != key || file_rows != rows || file_classes != classes)
-        return {};
-    at::Tensor t = at::empty({rows, classes}, at::kFloat);
-    const size_t bytes = size_t(rows * classes) * sizeof(float);
-    in.read(reinterpret_cast<char *>(t.data_ptr<float>()), std::streamsize(bytes));
-    if (in.gcount() != std::streamsize(bytes) || in.peek() != std::char_traits<char>::eof()) return {};
-    if (fnv1a64(t.data_ptr<float>(), bytes) != checksum) return {};
-    return t;
-}
-
 }  // namespace
 
 TeacherLogits teacher_logits_for(ModelHandle &teacher, const std::string &teacher_file, const ImageDataset &data,
@@ -65,7 +39,7 @@ TeacherLogits teacher_logits_for(ModelHandle &teacher, const std::string &teache
     snprintf(name, sizeof name, "teacher-logits-%016llx.bin", static_cast<unsigned long long>(key));
     TeacherLogits out;
     out.path = (fs::path(cache_dir) / name).string();
-    out.logits = try_load(out.path, key, data.size(), data.num_classes);
+    out.logits = read_teacher_logit_file(out.path, key, data.size(), data.num_classes);
     if (out.logits.defined()) {
         out.from_cache = true;
         return out;
@@ -89,16 +63,7 @@ TeacherLogits teacher_logits_for(ModelHandle &teacher, const std::string &teache
     }
     if (live) std::cerr << "\n";
     fs::create_directories(cache_dir);
-    std::string blob(kMagic, 8);
-    const int64_t rows = data.size(), classes = data.num_classes;
-    const size_t bytes = size_t(rows * classes) * sizeof(float);
-    const uint64_t checksum = fnv1a64(out.logits.data_ptr<float>(), bytes);
-    blob.append(reinterpret_cast<const char *>(&key), 8);
-    blob.append(reinterpret_cast<const char *>(&rows), 8);
-    blob.append(reinterpret_cast<const char *>(&classes), 8);
-    blob.append(reinterpret_cast<const char *>(&checksum), 8);
-    blob.append(reinterpret_cast<const char *>(out.logits.data_ptr<float>()), bytes);
-    write_file_atomic(out.path, blob);
+    write_teacher_logit_file(out.path, key, out.logits);
     return out;
 }
 

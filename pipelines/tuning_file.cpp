@@ -1,8 +1,6 @@
 // See tuning_file.h.
 #include "tuning_file.h"
 
-#include <nlohmann/json.hpp>
-
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -12,50 +10,18 @@
 #include <vector>
 
 #include "atomic_file.h"
+#include "tuning_json.h"
 
 namespace dtokd {
 
-namespace {
-
-using Json = nlohmann::ordered_json;
-
-// The object's entries; std::runtime_error saying what is wrong otherwise.
-std::map<std::string, std::string> parse_flat_object(const std::string &text) {
-    // nlohmann keeps the last of duplicate keys; a tuning file never has two.
-    std::set<std::string> seen;
-    std::string duplicate;
-    const Json::parser_callback_t no_duplicates = [&](int depth, Json::parse_event_t event, Json &parsed) {
-        if (event == Json::parse_event_t::key && depth == 1 && !seen.insert(parsed.get<std::string>()).second &&
-            duplicate.empty())
-            duplicate = parsed.get<std::string>();
-        return true;
-    };
-    Json j;
-    try {
-        j = Json::parse(text, no_duplicates);
-    } catch (const Json::parse_error &e) {
-        throw std::runtime_error(std::string("not valid JSON (") + e.what() + ")");
-    }
-    if (!j.is_object()) throw std::runtime_error(std::string("not a JSON object but a ") + j.type_name());
-    if (!duplicate.empty()) throw std::runtime_error("duplicate key '" + duplicate + "'");
-    std::map<std::string, std::string> out;
-    for (const auto &[key, value] : j.items()) {
-        if (!value.is_string()) throw std::runtime_error("value of '" + key + "' is not a string");
-        out[key] = value.get<std::string>();
-    }
-    return out;
-}
-
-}  // namespace
-
 std::string format_tuning_file(const std::map<std::string, std::string> &choices,
                                const TuningFingerprint &fingerprint) {
-    Json j = {{"format", kTuningFormat},
-              {"cpu", fingerprint.cpu},
-              {"threads", fingerprint.threads},
-              {"build", fingerprint.build}};
-    for (const auto &[kernel, variant] : choices) j[kernel] = variant;
-    return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+    std::map<std::string, std::string> entries = choices;
+    entries["format"] = kTuningFormat;
+    entries["cpu"] = fingerprint.cpu;
+    entries["threads"] = fingerprint.threads;
+    entries["build"] = fingerprint.build;
+    return tuning_json_text(entries, {"format", "cpu", "threads", "build"});
 }
 
 void save_tuning_file(const std::string &path, const std::map<std::string, std::string> &choices) {
@@ -87,7 +53,7 @@ TuningLoadResult load_tuning_file(const std::string &path) {
     };
     std::map<std::string, std::string> entries;
     try {
-        entries = parse_flat_object(text.str());
+        entries = parse_tuning_json(text.str());
     } catch (const std::runtime_error &e) {
         return ignored(e.what());
     }

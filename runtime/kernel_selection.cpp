@@ -87,7 +87,6 @@ std::string build_hash() {
     return hex;
 }
 
-
 }  // namespace
 
 std::vector<std::string> tunable_kernels() {

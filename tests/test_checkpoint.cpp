@@ -10,11 +10,14 @@
 #include <algorithm>
 #include <csignal>
 
+#include <functional>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "checkpoint.h"
+#include "content_hash.h"
 #include "model_factory.h"
 #include "scratch_data.h"
 
@@ -200,6 +203,89 @@ TEST(Checkpoint, MissingGarbageTruncatedAndForeignFiles) {
     expect_error([&] { dtokd::read_checkpoint_meta(future); },
                  {future, "version " + std::to_string(dtokd::kCheckpointFormatVersion + 1),
                   "reads version " + std::to_string(dtokd::kCheckpointFormatVersion)});
+}
+
+// Fuzz regression (fuzz_checkpoint's oracle on the seeds fuzz/corpus/checkpoint/
+// invalid-payload-*): an archive that verifies (or a bare version-1 one) but lacks an entry
+// or holds one of the wrong kind escaped as c10::Error ("No such serialized tensor
+// 'model_name'", "a Tensor with 2 elements cannot be converted to Scalar"), without the
+// file's name. Now one std::runtime_error naming the file, the entry and what was expected.
+TEST(Checkpoint, FuzzRegressionMissingOrMalformedEntriesAreOneError) {
+    ScratchDir dir("ckptentry");
+    auto framed = [&](const std::string &name, const std::function<void(torch::serialize::OutputArchive &)> &fill) {
+        torch::serialize::OutputArchive ar;
+        fill(ar);
+        std::ostringstream os;
+        ar.save_to(os);
+        const std::string payload = os.str();
+        const uint64_t length = payload.size(), checksum = dtokd::fnv1a64(payload);
+        std::string file = "DTKDCKPT";
+        file.append(reinterpret_cast<const char *>(&length), 8);
+        file.append(reinterpret_cast<const char *>(&checksum), 8);
+        file += payload;
+        const std::string path = dir / name;
+        write_bytes(path, Bytes(file.begin(), file.end()));
+        return path;
+    };
+    const at::Tensor v2 = torch::scalar_tensor(dtokd::kCheckpointFormatVersion, torch::kLong);
+    const std::string only_version = framed("only-version.pt", [&](auto &ar) { ar.write("dtokd_format_version", v2); });
+    expect_error([&] { dtokd::read_checkpoint_meta(only_version); },
+                 {only_version, "checkpoint entry 'model_name' is missing"});
+    auto model = dtokd::make_model("cnn_small", 1, 10);
+    expect_error([&] { dtokd::load_checkpoint(only_version, *model); }, {only_version, "'model_name' is missing"});
+    expect_error([&] { dtokd::read_objective_state(only_version); }, {only_version, "'model_name' is missing"});
+
+    const std::string not_int = framed("not-int.pt", [&](auto &ar) {
+        ar.write("dtokd_format_version", v2);
+        ar.write("model_name", torch::full({1}, 108, torch::kByte));
+        ar.write("num_classes", torch::zeros({2}));
+    });
+    expect_error([&] { dtokd::read_checkpoint_meta(not_int); },
+                 {not_int, "checkpoint entry 'num_classes' is a Float tensor of shape [2]; expected one integer"});
+    const std::string not_text = framed("not-text.pt", [&](auto &ar) {
+        ar.write("dtokd_format_version", v2);
+        ar.write("model_name", torch::zeros({2, 2}));
+    });
+    expect_error([&] { dtokd::read_checkpoint_meta(not_text); },
+                 {not_text, "'model_name' is a Float tensor of shape [2, 2]; expected text (1-d uint8)"});
+    const std::string bad_version = framed("bad-version.pt", [&](auto &ar) { ar.write("dtokd_format_version", torch::ones({3})); });
+    expect_error([&] { dtokd::read_checkpoint_meta(bad_version); }, {bad_version, "'dtokd_format_version' is a Float"});
+
+    // A bare version-1 archive has no checksum: the same entries are checked.
+    const std::string v1 = dir / "v1.pt";
+    torch::serialize::OutputArchive bare;
+    bare.write("dtokd_format_version", torch::scalar_tensor(1, torch::kLong));
+    bare.write("model_name", torch::full({1}, 108, torch::kByte));
+    bare.save_to(v1);
+    expect_error([&] { dtokd::read_checkpoint_meta(v1); }, {v1, "'num_classes' is missing"});
+}
+
+// Fuzz regression (fuzz_checkpoint, mode 1: tests/data/fuzz-regressions/checkpoint/
+// torchscript-class-constant-segv): a payload whose code/__torch__.py had "__parameters"
+// changed to "ByteStorages", framed with a correct checksum, crashed the process (SEGV in
+// LibTorch 1.13's ScriptTypeParser::parseClassConstant): LibTorch does not check the zip
+// members' CRC-32. The reader now checks them first: one error naming the file and member.
+TEST(Checkpoint, FuzzRegressionChangedTorchScriptSourceIsOneError) {
+    ScratchDir dir("ckptcrc");
+    const Bytes input = read_bytes(std::string(DTOKD_SOURCE_DIR) +
+                                   "/tests/data/fuzz-regressions/checkpoint/torchscript-class-constant-segv");
+    ASSERT_EQ(input.at(0), 1) << "a mode-1 input: the payload follows";
+    const std::string payload(input.begin() + 1, input.end());
+    ASSERT_NE(payload.find("ByteStorages__ = ["), std::string::npos);
+    const uint64_t length = payload.size(), checksum = dtokd::fnv1a64(payload);
+    std::string file = "DTKDCKPT";
+    file.append(reinterpret_cast<const char *>(&length), 8);
+    file.append(reinterpret_cast<const char *>(&checksum), 8);
+    file += payload;
+    const std::string framed = dir / "framed.pt", bare = dir / "bare.pt";
+    write_bytes(framed, Bytes(file.begin(), file.end()));
+    expect_error([&] { dtokd::read_checkpoint_meta(framed); },
+                 {framed, "corrupt zip archive: member 'archive/code/__torch__.py' fails its CRC-32"});
+    EXPECT_TRUE(dtokd::is_dtokd_checkpoint(framed));  // framed: a dtokd checkpoint, a corrupt one
+    // The same change in a bare archive (version 1 format: no checksum of ours).
+    write_bytes(bare, Bytes(payload.begin(), payload.end()));
+    expect_error([&] { dtokd::read_checkpoint_meta(bare); }, {bare, "fails its CRC-32"});
+    EXPECT_FALSE(dtokd::is_dtokd_checkpoint(bare));
 }
 
 // Any changed byte, in the header or anywhere in the payload (metadata, weights, the
