@@ -112,11 +112,14 @@ std::string config_toml(const TrainConfig &config, const std::string &header, co
             if (!keys.count(std::string(k.str()))) drop.emplace_back(k.str());
         for (const std::string &k : drop) t.erase(k);
     }
-    // ASCII only (config files are ASCII: config_file.cpp), one line per key: other
-    // characters, newlines and tabs in strings are written as escapes.
+    // ASCII only (config files are ASCII: config_file.cpp), one line per key, basic
+    // strings: other characters and control characters are written as escapes (toml++
+    // 3.3 writes a literal string holding a raw control character, which it then refuses
+    // to read: tests/data/fuzz-regressions/config/newline-in-text.toml).
     constexpr auto flags = toml::toml_formatter::default_flags & ~toml::format_flags::allow_unicode_strings &
                            ~toml::format_flags::allow_multi_line_strings &
-                           ~toml::format_flags::allow_real_tabs_in_strings;
+                           ~toml::format_flags::allow_real_tabs_in_strings &
+                           ~toml::format_flags::allow_literal_strings;
     std::ostringstream os;
     os << "# " << header << "\n" << toml::toml_formatter{t, flags} << "\n";
     return os.str();

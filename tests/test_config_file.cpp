@@ -91,8 +91,8 @@ TEST_F(ConfigFile, NonAsciiTextAsEscapesIsReadAndWrittenBack) {
 TEST_F(ConfigFile, ResolvedTextThatLooksNumericStaysText) {
     DistillCli first, second;
     const std::string resolved = round_trip("model = \"2024\"\nteacher = \"1e5\"\nlr = 0.5\n", first, second);
-    EXPECT_NE(resolved.find("model = '2024'\n"), std::string::npos) << resolved;  // a TOML string, not a number
-    EXPECT_NE(resolved.find("teacher = '1e5'\n"), std::string::npos) << resolved;
+    EXPECT_NE(resolved.find("model = \"2024\"\n"), std::string::npos) << resolved;  // a TOML string, not a number
+    EXPECT_NE(resolved.find("teacher = \"1e5\"\n"), std::string::npos) << resolved;
     EXPECT_NE(resolved.find("lr = 0.5\n"), std::string::npos) << resolved;
     EXPECT_EQ(second.config.model, "2024");
 }

@@ -155,7 +155,7 @@ TEST_P(PairConfigs, EveryConfigDistillsAFewSteps) {
         ASSERT_EQ(r.code, 0) << r.output;
         const std::string config = slurp(entry.path()), resolved = slurp(out / "config.toml");
         const std::string metrics = slurp(out / "metrics.jsonl"), summary = slurp(out / "summary.json");
-        EXPECT_NE(resolved.find("dataset = 'cifar100'"), std::string::npos) << resolved;
+        EXPECT_NE(resolved.find("dataset = \"cifar100\""), std::string::npos) << resolved;
         EXPECT_NE(resolved.find("milestones = [ 150, 180, 210 ]"), std::string::npos) << resolved;
         // Every objective's loss finite on every logged step; pi in [0, 1] under dto, the fixed weight under sum.
         const bool dto = config.find("method = \"dto\"") != std::string::npos;
