@@ -31,7 +31,12 @@ std::string slurp(const std::string &path) {
 
 // A number from a run's summary.json; one error naming the file when it is not there.
 double summary_number(const std::string &json, const std::string &key, const std::string &file) {
-    const nlohmann::json j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(json);
+    } catch (const nlohmann::json::exception &) {
+        j = nullptr;  // not JSON (or a number out of range): the error below names the file
+    }
     if (!j.is_object() || !j.contains(key) || !j[key].is_number())
         throw std::runtime_error(file + ": no number '" + key + "' in the run summary (a corrupt summary.json?)");
     return j[key].get<double>();

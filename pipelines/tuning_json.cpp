@@ -23,8 +23,9 @@ std::map<std::string, std::string> parse_tuning_json(const std::string &text) {
     Json j;
     try {
         j = Json::parse(text, no_duplicates);
-    } catch (const Json::parse_error &e) {
-        // nlohmann's message names the line and column and shows control bytes as <U+XXXX>.
+    } catch (const Json::exception &e) {
+        // A syntax error (its message names the line and column and shows control bytes as
+        // <U+XXXX>), or a number out of range (fuzz_tuning: "7E0807" is out_of_range, not parse_error).
         throw std::runtime_error(std::string("not valid JSON (") + e.what() + ")");
     }
     if (!j.is_object()) throw std::runtime_error(std::string("not a JSON object but a ") + j.type_name());

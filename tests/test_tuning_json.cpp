@@ -52,4 +52,16 @@ TEST(TuningJson, FuzzRegressionNulAfterBackslashIsShownInTheMessage) {
     EXPECT_NE(what.find("line 1"), std::string::npos) << what;
 }
 
+// Fuzz regression (fuzz_tuning, tests/data/fuzz-regressions/tuning/number-overflow.json):
+// "7E0807E0" made nlohmann throw out_of_range (a number overflow), which is not a
+// parse_error and escaped the reader as an unhandled exception (abort).
+TEST(TuningJson, FuzzRegressionNumberOverflowIsOneError) {
+    const std::string path = std::string(DTOKD_SOURCE_DIR) + "/tests/data/fuzz-regressions/tuning/number-overflow.json";
+    std::ifstream in(path, std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ASSERT_EQ(text, "7E0807E0");
+    EXPECT_NE(error_of(text).find("not valid JSON"), std::string::npos) << error_of(text);
+    EXPECT_NE(error_of("{\"a\": 1e999999}").find("not valid JSON"), std::string::npos);
+}
+
 }  // namespace
