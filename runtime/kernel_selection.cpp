@@ -4,13 +4,10 @@
 #include "content_hash.h"
 
 #include <ATen/Parallel.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>

@@ -50,6 +50,16 @@ private:
 
 using Bytes = std::vector<uint8_t>;
 
+// What `f` throws as a std::runtime_error ("" when it throws nothing).
+inline std::string error_of(const std::function<void()> &f) {
+    try {
+        f();
+    } catch (const std::runtime_error &e) {
+        return e.what();
+    }
+    return "";
+}
+
 inline void append_be32(Bytes &b, uint32_t v) {
     for (int shift = 24; shift >= 0; shift -= 8) b.push_back(uint8_t(v >> shift));
 }

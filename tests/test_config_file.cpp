@@ -15,6 +15,8 @@
 
 namespace {
 
+using dtokd_test::error_of;
+
 namespace fs = std::filesystem;
 
 struct DistillCli {
@@ -47,15 +49,6 @@ protected:
         return resolved;
     }
 };
-
-std::string error_of(const std::function<void()> &f) {
-    try {
-        f();
-    } catch (const std::runtime_error &e) {
-        return e.what();
-    }
-    return "";
-}
 
 // Fuzz regression (fuzz_config, tests/data/fuzz-regressions/config/non-ascii-u01c7.toml,
 // the 2 bytes of U+01C7): Debian's toml++ 3.3 reached __builtin_unreachable (undefined

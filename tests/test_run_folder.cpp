@@ -17,15 +17,6 @@ namespace {
 using namespace dtokd_test;
 namespace fs = std::filesystem;
 
-std::string error_of(const std::function<void()> &f) {
-    try {
-        f();
-    } catch (const std::runtime_error &e) {
-        return e.what();
-    }
-    return "";
-}
-
 TEST(RunFolder, BuildsInPartialThenRenames) {
     ScratchDir dir("runfolder");
     const std::string out = dir / "run";
