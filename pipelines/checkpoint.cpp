@@ -4,7 +4,6 @@
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 #include <torch/nn/module.h>
-#include <zlib.h>
 
 #include <cstring>
 #include <filesystem>
@@ -15,6 +14,7 @@
 
 #include "atomic_file.h"
 #include "content_hash.h"
+#include "zip_members.h"
 
 namespace dtokd {
 
@@ -95,50 +95,6 @@ std::string read_whole(const std::string &path) {
     return bytes;
 }
 
-uint32_t le16(const std::string &b, size_t at) { return uint32_t(uint8_t(b[at])) | uint32_t(uint8_t(b[at + 1])) << 8; }
-uint32_t le32(const std::string &b, size_t at) { return le16(b, at) | le16(b, at + 2) << 16; }
-
-// LibTorch 1.13's zip reader does not verify its members' CRC-32, and its TorchScript
-// importer crashes (SEGV) on some changed source text in code/ (fuzz_checkpoint found one).
-// So before LibTorch sees an archive, every stored member's CRC-32 is checked here: a
-// changed byte in a bare (version 1) or foreign archive is an error, not a crash. The
-// checksum frame already covers version 2 files; a file crafted with correct CRCs can
-// still reach LibTorch's importer. Not a zip (no end record) or zip64: left to LibTorch.
-void check_zip_members(const std::string &path, const std::string &zip) {
-    auto corrupt = [&](const std::string &what) {
-        throw std::runtime_error(path + ": unreadable checkpoint (corrupt zip archive: " + what + ")");
-    };
-    constexpr size_t kEnd = 22, kCentral = 46, kLocal = 30;
-    if (zip.size() < kEnd) return;
-    size_t end = std::string::npos;
-    for (size_t at = zip.size() - kEnd + 1; at-- > 0 && zip.size() - at <= kEnd + 0xffff;)
-        if (le32(zip, at) == 0x06054b50) {
-            end = at;
-            break;
-        }
-    if (end == std::string::npos) return;
-    const uint32_t entries = le16(zip, end + 10), cd_size = le32(zip, end + 12), cd_offset = le32(zip, end + 16);
-    if (entries == 0xffff || cd_size == 0xffffffff || cd_offset == 0xffffffff) return;  // zip64
-    if (size_t(cd_offset) + cd_size > end) corrupt("central directory outside the file");
-    size_t at = cd_offset;
-    for (uint32_t i = 0; i < entries; i++) {
-        if (at + kCentral > end || le32(zip, at) != 0x02014b50) corrupt("central directory entry " + std::to_string(i));
-        const uint32_t method = le16(zip, at + 10), crc = le32(zip, at + 16), size = le32(zip, at + 20);
-        const size_t name_len = le16(zip, at + 28), next = at + kCentral + name_len + le16(zip, at + 30) + le16(zip, at + 32);
-        if (next > end) corrupt("central directory entry " + std::to_string(i));
-        const std::string name = zip.substr(at + kCentral, name_len);
-        const size_t local = le32(zip, at + 42);
-        if (size == 0xffffffff || local == 0xffffffff) return;  // zip64
-        if (local + kLocal > zip.size() || le32(zip, local) != 0x04034b50) corrupt("local header of '" + name + "'");
-        const size_t data = local + kLocal + le16(zip, local + 26) + le16(zip, local + 28);
-        if (data + size > zip.size()) corrupt("member '" + name + "' runs past the end");
-        if (method == 0 &&
-            crc32(0L, reinterpret_cast<const Bytef *>(zip.data() + data), uInt(size)) != uLong(crc))
-            corrupt("member '" + name + "' fails its CRC-32");
-        at = next;
-    }
-}
-
 // The archive of a checkpoint file; `verified` says whether a checksum covered it (version >= 2).
 torch::serialize::InputArchive open_archive(const std::string &path, bool *verified = nullptr) {
     const std::string bytes = read_whole(path);
@@ -156,7 +112,7 @@ torch::serialize::InputArchive open_archive(const std::string &path, bool *verif
             throw std::runtime_error(path + ": checkpoint is corrupt (checksum mismatch): it was changed after dtokd "
                                             "wrote it; use another checkpoint");
     }
-    check_zip_members(path, framed ? payload : bytes);
+    verify_zip_members(path, framed ? payload : bytes);
     torch::serialize::InputArchive ar;
     try {
         std::istringstream in(framed ? payload : bytes);
