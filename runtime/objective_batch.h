@@ -35,6 +35,7 @@ public:
     std::vector<double> reevaluate() override;
     void zero_module_grads() override { objectives_.zero_module_grads(); }
     void step_modules(const std::vector<double> &scale) override { objectives_.step_modules(scale); }
+    std::vector<at::Tensor> module_gradients() override { return objectives_.module_gradients(); }
 
     const at::Tensor &logits() const { return student_.logits; }
 

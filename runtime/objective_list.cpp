@@ -110,6 +110,13 @@ void ObjectiveList::zero_module_grads() {
         if (p.grad().defined()) p.mutable_grad().zero_();
 }
 
+std::vector<at::Tensor> ObjectiveList::module_gradients() {
+    std::vector<at::Tensor> out;
+    for (auto &[k, p] : module_params_)
+        if (p.grad().defined()) out.push_back(p.mutable_grad());
+    return out;
+}
+
 void ObjectiveList::step_modules(const std::vector<double> &scale) {
     if (!optimizer_) return;
     torch::NoGradGuard no_grad;

@@ -49,6 +49,8 @@ public:
     void zero_module_grads();
     // Objective k's parameter gradients *= scale[k], then one optimizer step.
     void step_modules(const std::vector<double> &scale);
+    // The modules' defined parameter gradients, in parameter order.
+    std::vector<at::Tensor> module_gradients();
     // Every module (null where an objective owns none), for buffer snapshots.
     std::vector<torch::nn::Module *> modules();
     // Parameters and buffers as "<objective>.<name>" (checkpoint entries).

@@ -39,6 +39,9 @@ public:
     // and steps them with their own optimizer. No-ops when no objective owns any.
     virtual void zero_module_grads() {}
     virtual void step_modules(const std::vector<double> & /*scale*/) {}
+    // The defined gradients of those parameters, in a fixed order (data-parallel runs
+    // average them across ranks before step_modules).
+    virtual std::vector<at::Tensor> module_gradients() { return {}; }
 };
 
 }  // namespace dtokd

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "collective.h"
 #include "flat_arena.h"
 #include "fused_optimizer.h"
 #include "min_norm.h"
@@ -30,17 +31,30 @@ double seconds_since(Clock::time_point t0) {
 
 std::vector<double> losses_of(const StepStats &s) { return {s.loss.begin(), s.loss.begin() + s.objectives}; }
 
-// Records the losses; false (and a skip reason naming the objective) when one is not finite.
-bool read_losses(const ObjectiveSet &obj, StepStats &s) {
+// This rank's losses into s (the mean over its share of the batch).
+void local_losses(const ObjectiveSet &obj, StepStats &s) {
     s.objectives = obj.size();
     if (s.objectives < 1 || s.objectives > kMaxObjectives)
         throw std::invalid_argument("a step has " + std::to_string(s.objectives) + " objectives; expected 1.." +
                                     std::to_string(kMaxObjectives));
+    for (int k = 0; k < s.objectives; k++) s.loss[size_t(k)] = obj.loss(k);
+}
+
+// Data-parallel: the ranks' equal shares of the global batch make the global mean loss
+// the mean of the ranks' losses. A non-finite loss on any rank reaches every rank, so
+// all of them skip the step together.
+void agree_on_losses(const PolicyContext &ctx, StepStats &s) {
+    if (!distributed(ctx.collective)) return;
+    std::vector<double> l(s.loss.begin(), s.loss.begin() + s.objectives);
+    sum_values(*ctx.collective, l);
+    for (int k = 0; k < s.objectives; k++) s.loss[size_t(k)] = l[size_t(k)] / ctx.collective->world_size();
+}
+
+// False (and a skip reason naming the objective) when a loss is not finite.
+bool losses_finite(const ObjectiveSet &obj, StepStats &s) {
     int bad = -1;
-    for (int k = 0; k < s.objectives; k++) {
-        s.loss[size_t(k)] = obj.loss(k);
-        if (bad < 0 && !std::isfinite(s.loss[size_t(k)])) bad = k;
-    }
+    for (int k = 0; k < s.objectives && bad < 0; k++)
+        if (!std::isfinite(s.loss[size_t(k)])) bad = k;
     fill_pair_view(s);
     if (bad < 0) return true;
     std::ostringstream os;
@@ -49,6 +63,25 @@ bool read_losses(const ObjectiveSet &obj, StepStats &s) {
     s.skipped = true;
     s.skip_reason = os.str();
     return false;
+}
+
+// Records the (global) losses; false when one is not finite.
+bool read_losses(const ObjectiveSet &obj, const PolicyContext &ctx, StepStats &s) {
+    local_losses(obj, s);
+    agree_on_losses(ctx, s);
+    return losses_finite(obj, s);
+}
+
+// Data-parallel: the mean over ranks of the gradient arenas and the objectives' module
+// gradients (the gradient of the global batch's mean loss), in one collective call.
+void average_gradients(ObjectiveSet &obj, PolicyContext &ctx, int arenas) {
+    if (!distributed(ctx.collective)) return;
+    std::vector<at::Tensor> grads;
+    for (int k = 0; k < arenas; k++) grads.push_back(ctx.arena.gradients(k));
+    for (const at::Tensor &g : obj.module_gradients()) grads.push_back(g);
+    ctx.collective->sum(grads);
+    const double inv = 1.0 / ctx.collective->world_size();
+    for (at::Tensor &g : grads) g.mul_(inv);
 }
 
 double clip_scale(double clip_norm, double sq_norm) {
@@ -70,6 +103,7 @@ bool single_backward_step(ObjectiveSet &obj, PolicyContext &ctx, const PolicyCon
     ctx.arena.route_gradients_to(0);
     obj.zero_module_grads();
     obj.backward(weights, /*retain_graph=*/false);
+    average_gradients(obj, ctx, 1);
     at::Tensor &g = ctx.arena.gradients(0);
     const double sq = log_gram(g, g, 1.0, 1.0, cfg.eps, ctx.backend).g11;
     if (!std::isfinite(sq)) {
@@ -154,7 +188,7 @@ public:
         s.step = step;
         const std::vector<double> w = weights_for(obj);
         for (size_t k = 0; k < w.size(); k++) s.pi[k] = w[k];
-        if (read_losses(obj, s) && single_backward_step(obj, ctx, cfg_, w, s))
+        if (read_losses(obj, ctx, s) && single_backward_step(obj, ctx, cfg_, w, s))
             obj.step_modules(std::vector<double>(w.size(), 1.0));  // w_k dL_k/dphi_k, as the baselines step
         fill_pair_view(s);
         s.seconds = seconds_since(t0);
@@ -194,7 +228,7 @@ StepStats exact_dto_step(ObjectiveSet &obj, PolicyContext &ctx, const PolicyConf
     StepStats s;
     s.step = step;
     s.exact = true;
-    if (!read_losses(obj, s)) return s;
+    if (!read_losses(obj, ctx, s)) return s;
     const int n = s.objectives;
     if (ctx.arena.gradient_arenas() < n)
         throw std::invalid_argument("exact DTO over " + std::to_string(n) + " objectives needs " + std::to_string(n) +
@@ -206,6 +240,7 @@ StepStats exact_dto_step(ObjectiveSet &obj, PolicyContext &ctx, const PolicyConf
         obj.backward(unit(n, k), /*retain_graph=*/k + 1 < n);
         grads.push_back(&ctx.arena.gradients(k));
     }
+    average_gradients(obj, ctx, n);
     const std::vector<double> losses = losses_of(s);
     const GramMatrix g = gram_of(grads, losses, cfg.eps, ctx.backend);
     const int bad = non_finite_row(g);
@@ -267,7 +302,7 @@ public:
         const std::vector<double> pi = weights();
         const int n = int(pi.size());
         for (int k = 0; k < n; k++) s.pi[size_t(k)] = pi[size_t(k)];
-        if (!read_losses(obj, s)) {
+        if (!read_losses(obj, ctx, s)) {
             s.seconds = seconds_since(t0);
             return s;
         }
@@ -281,7 +316,11 @@ public:
         if (single_backward_step(obj, ctx, cfg_, w, s)) {
             obj.step_modules(module_scale);
             if (reevals_due_++ % cfg_.reeval_every == 0) {
-                const std::vector<double> after = obj.reevaluate();
+                std::vector<double> after = obj.reevaluate();
+                if (distributed(ctx.collective)) {  // the global batch's losses after the step
+                    sum_values(*ctx.collective, after);
+                    for (double &a : after) a /= ctx.collective->world_size();
+                }
                 bool finite = true;
                 for (double a : after) finite = finite && std::isfinite(a);
                 if (finite) {
@@ -398,19 +437,27 @@ public:
         const auto t0 = Clock::now();
         StepStats s;
         s.step = step;
-        if (read_losses(obj, s)) {
-            const int n = s.objectives;
-            std::vector<at::Tensor> u;
-            std::vector<const at::Tensor *> grads;
-            for (int k = 0; k < n; k++) {
-                u.push_back(obj.output_grad(k));
-                if (!u.back().defined())
-                    throw std::invalid_argument("dto-logit needs every objective to be a function of the student "
-                                                "logits; objective '" + obj.name(k) + "' is not");
-            }
-            for (const at::Tensor &t : u) grads.push_back(&t);
+        local_losses(obj, s);
+        const int n = s.objectives;
+        std::vector<at::Tensor> u;
+        std::vector<const at::Tensor *> grads;
+        for (int k = 0; k < n; k++) {
+            u.push_back(obj.output_grad(k));
+            if (!u.back().defined())
+                throw std::invalid_argument("dto-logit needs every objective to be a function of the student "
+                                            "logits; objective '" + obj.name(k) + "' is not");
+        }
+        for (const at::Tensor &t : u) grads.push_back(&t);
+        GramMatrix g;
+        bool finite = false;
+        if (distributed(ctx.collective)) {
+            g = global_logit_gram(grads, ctx, s);
+            finite = losses_finite(obj, s);
+        } else if ((finite = losses_finite(obj, s))) {
+            g = gram_of(grads, losses_of(s), cfg_.eps, ctx.backend);
+        }
+        if (finite) {
             const std::vector<double> losses = losses_of(s);
-            const GramMatrix g = gram_of(grads, losses, cfg_.eps, ctx.backend);
             if (non_finite_row(g) >= 0) {
                 s.skipped = true;
                 s.skip_reason = "non-finite logit gradient (L_" + obj.name(non_finite_row(g)) + ")";
@@ -427,6 +474,29 @@ public:
     }
 
 private:
+    // Data-parallel: the logit-space Gram is a sum over the global batch's samples. With
+    // u_k = dL_k/dz of this rank's mean loss, the global mean's is u_k / R, so the global
+    // Gram of raw dots is sum_r G_r / R^2; its N(N+1)/2 numbers and the N losses go in one
+    // call (no gradient traffic beyond kd's arena), then the log scaling by the global losses.
+    GramMatrix global_logit_gram(const std::vector<const at::Tensor *> &u, PolicyContext &ctx, StepStats &s) const {
+        const int n = s.objectives;
+        const GramMatrix raw = gram_of(u, std::vector<double>(size_t(n), 1.0), cfg_.eps, ctx.backend);
+        std::vector<double> values(s.loss.begin(), s.loss.begin() + n);
+        for (int k = 0; k < n; k++)
+            for (int l = k; l < n; l++) values.push_back(raw(k, l));
+        sum_values(*ctx.collective, values);
+        const double r = ctx.collective->world_size();
+        GramMatrix g;
+        g.n = n;
+        size_t at = size_t(n);
+        for (int k = 0; k < n; k++) s.loss[size_t(k)] = values[size_t(k)] / r;
+        for (int k = 0; k < n; k++)
+            for (int l = k; l < n; l++, at++)
+                g(k, l) = g(l, k) = values[at] / (r * r) / (std::max(s.loss[size_t(k)], cfg_.eps) *
+                                                              std::max(s.loss[size_t(l)], cfg_.eps));
+        return g;
+    }
+
     PolicyConfig cfg_;
 };
 

@@ -33,10 +33,15 @@ struct PolicyConfig {
 
 const std::vector<std::string> &policy_names();
 
+class Collective;
+
 struct PolicyContext {
     FlatArena &arena;
     FusedOptimizer &optimizer;
     KernelBackend backend;
+    // Data-parallel runs: the ranks; the policy sums across them what its trade-off
+    // needs, so every rank takes the same step (collective.h). Null: one process.
+    Collective *collective = nullptr;
 };
 
 class TradeoffPolicy {
