@@ -18,6 +18,13 @@ BatchLoader::BatchLoader(const ImageDataset &data, LoaderOptions options) : data
     if (data_.size() == 0) throw std::invalid_argument(data_.name + ": the dataset is empty");
     if (int(data_.mean.size()) != data_.channels() || int(data_.std.size()) != data_.channels())
         throw std::invalid_argument(data_.name + ": normalization needs one mean/std per channel");
+    if (options_.world_size < 1 || options_.rank < 0 || options_.rank >= options_.world_size)
+        throw std::invalid_argument("rank " + std::to_string(options_.rank) + " of " +
+                                    std::to_string(options_.world_size) + "; expected 0 <= rank < world size");
+    if (options_.batch_size % options_.world_size != 0)
+        throw std::invalid_argument("batch size " + std::to_string(options_.batch_size) +
+                                    " cannot be split evenly over " + std::to_string(options_.world_size) +
+                                    " ranks; pass a global --batch-size that is a multiple of the world size");
     if (options_.contrast_negatives < 0)
         throw std::invalid_argument("contrast_negatives is " + std::to_string(options_.contrast_negatives) +
                                     "; expected >= 0");
@@ -34,7 +41,12 @@ BatchLoader::~BatchLoader() { stop(); }
 
 int64_t BatchLoader::batches_per_epoch() const {
     const int64_t n = data_.size(), b = options_.batch_size;
-    return options_.drop_last ? n / b : (n + b - 1) / b;
+    return n / b + (!options_.drop_last && n % b >= options_.world_size ? 1 : 0);
+}
+
+int64_t BatchLoader::samples_left_out() const {
+    const int64_t rest = data_.size() % options_.batch_size;
+    return options_.drop_last || rest < options_.world_size ? rest : rest % options_.world_size;
 }
 
 void BatchLoader::stop() {
@@ -71,7 +83,15 @@ void BatchLoader::produce(int epoch, int64_t first_batch) {
     for (int64_t b = first_batch; b < batches; b++) {
         const int64_t begin = b * options_.batch_size, end = std::min(n, begin + options_.batch_size);
         std::vector<int64_t> rows(order.begin() + begin, order.begin() + end);
-        Batch batch = make_batch(rows, epoch_seed + uint64_t(b) * 0x94D049BB133111EBull);
+        uint64_t batch_seed = epoch_seed + uint64_t(b) * 0x94D049BB133111EBull;
+        if (options_.world_size > 1) {
+            const size_t world = size_t(options_.world_size), usable = rows.size() - rows.size() % world;
+            std::vector<int64_t> share;
+            for (size_t i = size_t(options_.rank); i < usable; i += world) share.push_back(rows[i]);
+            rows = std::move(share);
+            batch_seed ^= (uint64_t(options_.rank) + 1) * 0xD6E8FEB86659FD93ull;
+        }
+        Batch batch = make_batch(rows, batch_seed);
         std::unique_lock<std::mutex> lock(mutex_);
         cv_.wait(lock, [&] { return stop_ || int(queue_.size()) < options_.prefetch; });
         if (stop_) return;

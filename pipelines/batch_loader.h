@@ -35,6 +35,12 @@ struct LoaderOptions {
     // negatives per sample (contrast_sampler.h); drawn from their own random stream, so
     // images and augmentation are the same with and without them.
     int64_t contrast_negatives = 0;
+    // Data-parallel (torch.utils.data.DistributedSampler's split): batch_size is the
+    // global batch, in the same order on every rank; rank r of R takes its rows r, r + R,
+    // ... An epoch's last batch is cut to a multiple of R (and left out when smaller than
+    // R), so every rank sees the same number of equal shares. Augmentation and negatives
+    // are drawn per rank (not the draws of one process on the whole batch).
+    int rank = 0, world_size = 1;
 };
 
 class BatchLoader {
@@ -50,10 +56,12 @@ public:
     // before it are skipped, not made; the rest are the same as without skipping).
     // Stops any epoch in flight.
     void start_epoch(int epoch, int64_t first_batch = 0);
-    // The next batch of the epoch, or nullopt at its end.
+    // The next batch (this rank's share) of the epoch, or nullopt at its end.
     std::optional<Batch> next();
 
     int64_t batches_per_epoch() const;
+    // Samples an epoch leaves out on every rank (the cut of its last batch; 0 in one process).
+    int64_t samples_left_out() const;
     bool augments() const { return options_.crop_padding > 0 || options_.flip; }
     // Seconds next() spent waiting for the producer since construction.
     double wait_seconds() const { return wait_seconds_; }

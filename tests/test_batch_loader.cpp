@@ -253,3 +253,52 @@ TEST(BatchLoader, StopsMidEpochAndRejectsBadInput) {
 }
 
 }  // namespace
+
+// Data-parallel shares (DistributedSampler's split of each global batch): the ranks'
+// shares of a batch are disjoint, equal in size, and together the one-process batch
+// (rank r takes its rows r, r + R, ...), with the same images and labels; over an epoch
+// every sample is seen exactly once but for the last batch's cut to a multiple of R.
+TEST(BatchLoader, RanksSplitEachGlobalBatchEvenly) {
+    const ImageDataset d = toy_dataset();  // 37 rows
+    struct Case {
+        int world;
+        int64_t batch, batches, left_out;
+    };
+    // 37 = 4 x 8 + 5: the last batch is cut to 4; 37 = 3 x 12 + 1: the last one (1 row) is left out.
+    for (const Case c : {Case{2, 8, 5, 1}, Case{4, 8, 5, 1}, Case{3, 12, 3, 1}}) {
+        SCOPED_TRACE("world " + std::to_string(c.world) + ", batch " + std::to_string(c.batch));
+        LoaderOptions o;
+        o.batch_size = c.batch;
+        o.seed = 5;
+        BatchLoader whole(d, o);
+        const std::vector<Batch> global = epoch_batches(whole, 2);
+        std::vector<torch::Tensor> seen;
+        for (int r = 0; r < c.world; r++) {
+            o.rank = r;
+            o.world_size = c.world;
+            BatchLoader loader(d, o);
+            EXPECT_EQ(loader.batches_per_epoch(), c.batches);
+            EXPECT_EQ(loader.samples_left_out(), c.left_out);
+            const std::vector<Batch> mine = epoch_batches(loader, 2);
+            ASSERT_EQ(int64_t(mine.size()), c.batches);
+            for (size_t j = 0; j < mine.size(); j++) {
+                const int64_t share = (global[j].labels.numel() / c.world);
+                const torch::Tensor pos = torch::arange(r, share * c.world, c.world, torch::kLong);
+                EXPECT_TRUE(torch::equal(mine[j].indices, global[j].indices.index_select(0, pos))) << "batch " << j;
+                EXPECT_TRUE(torch::equal(mine[j].images, global[j].images.index_select(0, pos))) << "batch " << j;
+                EXPECT_TRUE(torch::equal(mine[j].labels, global[j].labels.index_select(0, pos))) << "batch " << j;
+            }
+            seen.push_back(all_indices(mine));
+        }
+        const torch::Tensor all = std::get<0>(torch::cat(seen).sort());
+        EXPECT_EQ(all.numel(), 37 - c.left_out);
+        EXPECT_EQ(std::get<0>(torch::_unique(all)).numel(), all.numel()) << "a sample on two ranks";
+    }
+    LoaderOptions bad;
+    bad.batch_size = 10;
+    bad.world_size = 4;
+    dtokd_test::expect_error<std::invalid_argument>([&] { BatchLoader loader(d, bad); }, {"batch size 10 cannot be split evenly over 4 ranks"});
+    bad.batch_size = 8;
+    bad.rank = 4;
+    dtokd_test::expect_error<std::invalid_argument>([&] { BatchLoader loader(d, bad); }, {"rank 4 of 4"});
+}
