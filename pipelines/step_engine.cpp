@@ -6,6 +6,7 @@
 
 #include <stdexcept>
 
+#include "collective.h"
 #include "flat_arena.h"
 #include "tensor_doubles.h"
 #include "net_taps.h"
@@ -55,6 +56,23 @@ StepEngine::StepEngine(ModelHandle student, ModelHandle teacher, std::unique_ptr
     arena_ = std::make_unique<FlatArena>(
         *student_.module, std::max(options_.min_gradient_arenas, policy_->gradient_arenas(objectives_->size())));
     optimizer_ = std::make_unique<FusedOptimizer>(arena_->params(), options_.optimizer, options_.backend);
+    broadcast_from_rank0(/*parameters=*/true);
+}
+
+void StepEngine::broadcast_from_rank0(bool parameters) {
+    if (!distributed(options_.collective)) return;
+    std::vector<at::Tensor> tensors;
+    if (parameters) tensors.push_back(arena_->params());
+    for (const auto &b : student_.module->named_buffers(true)) tensors.push_back(b.value());
+    for (torch::nn::Module *m : objectives_->modules()) {
+        if (m == nullptr) continue;
+        if (parameters)
+            for (const auto &p : m->parameters(true)) tensors.push_back(p);
+        for (const auto &b : m->buffers(true)) tensors.push_back(b);
+    }
+    if (tensors.empty()) return;
+    at::NoGradGuard no_grad;
+    options_.collective->broadcast(tensors);
 }
 
 StepEngine::~StepEngine() = default;
@@ -87,8 +105,9 @@ ObjectiveBatch StepEngine::make_batch(const at::Tensor &images, NetOutputs teach
 }
 
 StepStats StepEngine::step(const at::Tensor &images, NetOutputs teacher, const BatchTargets &targets, int64_t step) {
+    broadcast_from_rank0(/*parameters=*/false);
     ObjectiveBatch batch = make_batch(images, std::move(teacher), targets);
-    PolicyContext ctx{*arena_, *optimizer_, options_.backend};
+    PolicyContext ctx{*arena_, *optimizer_, options_.backend, options_.collective};
     return policy_->step(batch, ctx, step);
 }
 

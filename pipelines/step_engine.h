@@ -21,6 +21,7 @@
 
 namespace dtokd {
 
+class Collective;
 class FlatArena;
 
 struct StepEngineOptions {
@@ -28,6 +29,11 @@ struct StepEngineOptions {
     KernelBackend backend = KernelBackend::halide;
     KdLossOptions kd;
     int min_gradient_arenas = 1;  // benchmarks route extra backward passes into a spare arena
+    // Data-parallel: the ranks. The engine starts every rank from rank 0's parameters and
+    // buffers and, before each step, gives every rank rank 0's buffers (batch-norm running
+    // statistics), as PyTorch's DistributedDataParallel does by default; the policy sums
+    // across ranks what its trade-off needs. Null: one process.
+    Collective *collective = nullptr;
 };
 
 // Named tensors, as checkpoints store them.
@@ -72,6 +78,9 @@ public:
     void load_state(const NamedTensors &state);
 
 private:
+    // Rank 0's tensors to every rank: buffers only, or parameters too.
+    void broadcast_from_rank0(bool parameters);
+
     ModelHandle student_, teacher_;
     std::unique_ptr<ObjectiveList> objectives_;
     std::unique_ptr<TradeoffPolicy> policy_;

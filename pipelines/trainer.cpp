@@ -10,10 +10,12 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 
 #include "batch_loader.h"
 #include "checkpoint.h"
+#include "collective.h"
 #include "config_toml.h"
 #include "fault_injection.h"
 #include "image_dataset.h"
@@ -37,7 +39,9 @@ namespace {
 
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-double accuracy(ModelHandle &model, const ImageDataset &test) {
+// Data-parallel: rank r takes the test batches r, r + R, ... and the counts are summed,
+// so every test image is counted exactly once.
+double accuracy(ModelHandle &model, const ImageDataset &test, Collective *ranks = nullptr) {
     LoaderOptions opts;
     opts.batch_size = 500;
     opts.shuffle = false;
@@ -45,17 +49,35 @@ double accuracy(ModelHandle &model, const ImageDataset &test) {
     loader.start_epoch(0);
     model.set_train(false);
     at::NoGradGuard no_grad;
+    const int world = ranks ? ranks->world_size() : 1, rank = ranks ? ranks->rank() : 0;
     int64_t correct = 0;
-    while (auto b = loader.next()) correct += model.forward(b->images).argmax(1).eq(b->labels).sum().item<int64_t>();
+    for (int64_t i = 0; auto b = loader.next(); i++)
+        if (i % world == rank) correct += model.forward(b->images).argmax(1).eq(b->labels).sum().item<int64_t>();
+    if (distributed(ranks)) {
+        std::vector<double> count = {double(correct)};
+        sum_values(*ranks, count);
+        correct = int64_t(count[0]);
+    }
     return double(correct) / double(test.size());
+}
+
+// Every rank waits here until all have arrived (or the group's timeout passes).
+void barrier(Collective *ranks) {
+    if (!distributed(ranks)) return;
+    std::vector<double> nothing = {0.0};
+    sum_values(*ranks, nothing);
 }
 
 // The training batches, with the contrast negatives the objectives ask for; a bad
 // count fails here, naming the objective, before the run folder exists.
 std::unique_ptr<BatchLoader> train_loader_for(const TrainConfig &cfg, const ImageDataset &train,
-                                              ObjectiveList &objectives) {
+                                              ObjectiveList &objectives, Collective *ranks) {
     LoaderOptions o = train_loader_options_for(cfg);
     o.contrast_negatives = objectives.contrast_negatives();
+    if (ranks) {
+        o.rank = ranks->rank();
+        o.world_size = ranks->world_size();
+    }
     try {
         return std::make_unique<BatchLoader>(train, o);
     } catch (const std::invalid_argument &e) {
@@ -113,7 +135,8 @@ const std::set<std::string> &resume_safe_keys() {
     return keys;
 }
 
-RunResult run_training(const TrainConfig &config, const std::string &resolved_config, RunStart start) {
+RunResult run_training(const TrainConfig &config, const std::string &resolved_config, RunStart start,
+                       Collective *ranks) {
     // "--out runs/x/" (shell completion) names the run runs/x: with the slash kept,
     // <out>.partial would be runs/x/.partial and the final rename onto runs/x/ fails.
     TrainConfig cfg = config;
@@ -124,6 +147,15 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     std::unique_ptr<TradeoffPolicy> policy = make_policy(policy_config_for(cfg));
     std::unique_ptr<ObjectiveList> objectives = objective_list_for(cfg);
     check_objectives(cfg, *objectives, *policy);
+    // Data-parallel: rank 0 (the lead) alone writes the run folder, metrics, checkpoints
+    // and progress; every rank reads the same data, teacher and checkpoint.
+    const bool lead = !ranks || ranks->rank() == 0;
+    if (distributed(ranks)) {
+        if (objectives->contrast_negatives() > 0)
+            throw std::invalid_argument("objective 'crd' keeps a memory bank of every training sample, which "
+                                        "data-parallel ranks would each update apart; run it in one process");
+        if (!lead) cfg.progress = false;
+    }
     scheduled_lr(cfg.schedule, cfg.lr, 0, cfg.epochs, cfg.milestones, cfg.gamma);  // validates the name
     std::string resume_from;
     if (resume) {
@@ -137,7 +169,7 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
                 ". Resume it with its own options (its config.toml is read for you; only " +
                 joined(std::vector<std::string>(resume_safe_keys().begin(), resume_safe_keys().end()), ", ") +
                 " may change)");
-    } else {
+    } else if (lead) {
         RunFolder::check_available(cfg.out);
     }
 
@@ -154,7 +186,10 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     if (distill && cfg.teacher_cache && !cfg.augment && !objectives->teacher_taps().any()) {
         const std::string cache_dir =
             cfg.cache_dir.empty() ? (fs::path(cfg.out).parent_path() / "cache").string() : cfg.cache_dir;
+        // Data-parallel: the lead fills the cache, then the others read it.
+        if (!lead) barrier(ranks);
         TeacherLogits tl = teacher_logits_for(teacher, cfg.teacher, train, cache_dir, cfg.progress);
+        if (lead) barrier(ranks);
         cached_logits = tl.logits;
         result.teacher_logits_cached = tl.from_cache;
     }
@@ -166,10 +201,11 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     engine_options.optimizer = optimizer_config_for(cfg);
     engine_options.backend = backend;
     engine_options.kd = kd_options_for(cfg);
+    engine_options.collective = ranks;
     StepEngine engine(std::move(student), std::move(teacher), std::move(objectives), std::move(policy),
                       probe_images(train), context, engine_options);
     if (cached_logits.defined()) engine.use_cached_teacher_logits(cached_logits);
-    const std::unique_ptr<BatchLoader> train_loader = train_loader_for(cfg, train, engine.objectives());
+    const std::unique_ptr<BatchLoader> train_loader = train_loader_for(cfg, train, engine.objectives(), ranks);
     BatchLoader &loader = *train_loader;
     const int64_t steps_per_epoch = loader.batches_per_epoch();
     const int64_t total_steps =
@@ -197,9 +233,17 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
                                         std::to_string(meta.epoch));
     }
 
-    RunFolder folder(cfg.out, resume ? RunFolder::Open::resume : RunFolder::Open::create);
-    write_file_atomic(folder.path("config.toml"), resolved_config);
-    MetricsLog metrics(folder.path("metrics.jsonl"), resume ? loop.metrics_bytes : -1);
+    barrier(ranks);  // every rank has read the checkpoint before the lead takes the folder
+    std::optional<RunFolder> folder;
+    std::optional<MetricsLog> metrics;
+    if (lead) {
+        folder.emplace(cfg.out, resume ? RunFolder::Open::resume : RunFolder::Open::create);
+        write_file_atomic(folder->path("config.toml"), resolved_config);
+        metrics.emplace(folder->path("metrics.jsonl"), resume ? loop.metrics_bytes : -1);
+    }
+    auto append_metrics = [&](const Json &line) {
+        if (metrics) metrics->append(line);
+    };
 
     NonFiniteGuard guard(cfg.skip_limit);
     StepStatsWindow window(engine.objectives().names());
@@ -214,7 +258,8 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
 
     // Everything the rest of the run depends on, after the metrics it has written so far.
     auto save_checkpoint_now = [&] {
-        loop.metrics_bytes = metrics.sync();
+        if (!lead) return;
+        loop.metrics_bytes = metrics->sync();
         loop.window = window.state();
         loop.guard_consecutive = guard.consecutive_skipped();
         loop.guard_total = guard.total_skipped();
@@ -233,7 +278,7 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
         meta.optimizer_steps = engine.optimizer().steps_taken();
         CheckpointEntries entries = engine.state();
         for (auto &e : loop_state_entries(loop)) entries.push_back(std::move(e));
-        save_checkpoint(folder.path("checkpoint.pt"), *engine.student().module, meta, entries);
+        save_checkpoint(folder->path("checkpoint.pt"), *engine.student().module, meta, entries);
     };
 
     for (int epoch = loop.epoch; epoch < cfg.epochs && loop.step < total_steps; epoch++) {
@@ -258,11 +303,11 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
             guard.record(s);
             window.add(s);
             loop.step_seconds_sum += s.seconds;
-            images += batch->labels.numel();
+            images += batch->labels.numel() * (ranks ? ranks->world_size() : 1);
             loop.step++;
             loop.batch++;
             if (window.count() >= cfg.log_interval) {
-                metrics.append(train_line(epoch, lr, window, loop.step));
+                append_metrics(train_line(epoch, lr, window, loop.step));
                 window.clear();
             }
             progress.step(epoch, loop.step, s, double(images) / since(epoch_start));
@@ -273,7 +318,7 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
                 save_checkpoint_now();
         }
         if (window.count() > 0) {
-            metrics.append(train_line(epoch, lr, window, loop.step));
+            append_metrics(train_line(epoch, lr, window, loop.step));
             window.clear();
         }
         EpochResult er;
@@ -282,13 +327,13 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
         er.seconds = since(epoch_start);  // a resumed epoch: its part in this process
         er.images_per_second = double(images) / er.seconds;
         er.data_wait_fraction = (loader.wait_seconds() - wait_before) / er.seconds;
-        er.test_accuracy = accuracy(engine.student(), data.test);
+        er.test_accuracy = accuracy(engine.student(), data.test, ranks);
         loop.epochs.push_back(er);
         if (er.test_accuracy > loop.best_test_accuracy || loop.best_epoch < 0) {
             loop.best_test_accuracy = er.test_accuracy;
             loop.best_epoch = epoch;
         }
-        metrics.append(epoch_line(er, loop.step));
+        append_metrics(epoch_line(er, loop.step));
         progress.epoch_done(er);
         loop.epoch = epoch + 1;
         loop.batch = 0;
@@ -303,9 +348,13 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     result.mean_step_seconds = loop.step > 0 ? loop.step_seconds_sum / double(loop.step) : 0;
     result.final_test_accuracy = loop.epochs.empty() ? 0 : loop.epochs.back().test_accuracy;
     result.resumed = resume;
-    metrics.sync();
-    write_file_atomic(folder.path("summary.json"), summary_json(cfg, result) + "\n");
-    folder.finish();
+    result.ranks = ranks ? ranks->world_size() : 1;
+    if (lead) {
+        metrics->sync();
+        write_file_atomic(folder->path("summary.json"), summary_json(cfg, result) + "\n");
+        folder->finish();
+    }
+    barrier(ranks);  // no rank reports success before the run is complete on disk
     result.run_dir = cfg.out;
     return result;
 }
@@ -323,7 +372,8 @@ std::string summary_json(const TrainConfig &cfg, const RunResult &r) {
                     {"mean_step_seconds", r.mean_step_seconds},
                     {"skipped_steps", r.skipped_steps},
                     {"teacher_logits_cached", r.teacher_logits_cached},
-                    {"resumed", r.resumed}};
+                    {"resumed", r.resumed},
+                    {"ranks", r.ranks}};
     return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 

@@ -15,6 +15,8 @@
 
 namespace dtokd {
 
+class Collective;
+
 struct RunResult {
     std::string run_dir;
     std::vector<EpochResult> epochs;
@@ -24,6 +26,7 @@ struct RunResult {
     double seconds = 0, mean_step_seconds = 0;
     bool teacher_logits_cached = false;
     bool resumed = false;
+    int ranks = 1;  // data-parallel processes
 };
 
 enum class RunStart {
@@ -37,8 +40,10 @@ const std::set<std::string> &resume_safe_keys();
 // `resolved_config` (TOML, config_toml.h) is written to <run>/config.toml and recorded
 // in every checkpoint. Resuming, it must equal the recorded one except resume_safe_keys()
 // (one error naming the keys that differ).
+// `ranks`: a data-parallel run (docs/data_parallel.md); every rank calls this with the
+// same config; rank 0 alone writes the run folder. Null: one process.
 RunResult run_training(const TrainConfig &config, const std::string &resolved_config,
-                       RunStart start = RunStart::fresh);
+                       RunStart start = RunStart::fresh, Collective *ranks = nullptr);
 
 // Test accuracy of a checkpoint on the config's dataset.
 double evaluate_checkpoint(const std::string &checkpoint, const TrainConfig &config);
