@@ -6,7 +6,11 @@
 // first loads the kernel tuning file (--tuning); a bad one is one warning, not an error.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <csignal>
+#include <thread>
+#include <vector>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -16,6 +20,7 @@
 #include <stdexcept>
 
 #include "build_info.h"
+#include "c10d_collective.h"
 #include "cli_options.h"
 #include "config_file.h"
 #include "config_toml.h"
@@ -25,6 +30,10 @@
 #include "tuning_file.h"
 #include "kernels.h"
 #include "host_allocator.h"
+#include "launch_env.h"
+#include "local_ranks.h"
+#include "process_group.h"
+#include "rank_agreement.h"
 #include "threads.h"
 #include "train_config.h"
 #include "trainer.h"
@@ -73,6 +82,7 @@ int run_autotune(const dtokd::AutotuneOptions &options, std::string out) {
 }
 
 int run(int argc, char **argv) {
+    const std::vector<std::string> args(argv, argv + argc);
     CLI::App app{"dtokd: knowledge distillation with DTO-KD (Halide kernels + LibTorch).\n"
                  "Without a subcommand it runs the default job: a Fashion-MNIST teacher, then a\n"
                  "DTO-KD student, and a table of their test accuracies."};
@@ -86,6 +96,17 @@ int run(int argc, char **argv) {
     app.add_option("--tuning", tuning,
                    "kernel schedule choices written by `dtokd autotune` (default: $DTOKD_TUNING, else "
                    "$XDG_CACHE_HOME/dtokd/tuning.json or ~/.cache/dtokd/tuning.json)");
+    int nproc = 0;
+    app.add_option("--nproc", nproc,
+                   "train/distill: start N data-parallel ranks on this machine (torchrun's variables "
+                   "are set for them; under torchrun leave it out)")
+        ->check(CLI::PositiveNumber);
+    int dist_timeout = 300;
+    app.add_option("--dist-timeout", dist_timeout,
+                   "data-parallel: seconds a rank waits for the others (rendezvous, each collective) "
+                   "before it stops with an error")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     std::string root = "runs/default";
     app.add_option("--root", root, "default job: its run folder")->capture_default_str();
 
@@ -135,6 +156,18 @@ int run(int argc, char **argv) {
         return app.exit(e);
     }
 
+    const bool training = train->parsed() || distill->parsed();
+    if (nproc > 0 && !training) throw std::invalid_argument("--nproc applies to train and distill only");
+    // Data-parallel: torchrun's variables (or our own launcher's) make this process a rank.
+    const dtokd::LaunchEnv env = training ? dtokd::launch_env() : dtokd::LaunchEnv{};
+    if (nproc > 0 && env.distributed() && std::getenv(dtokd::kLocalLaunchVariable) == nullptr)
+        throw std::invalid_argument("--nproc starts its own ranks, but RANK and WORLD_SIZE are set (torchrun?): "
+                                    "use one of the two");
+    if (nproc > 1 && !env.distributed())
+        return dtokd::run_local_ranks(nproc, args, std::chrono::seconds(dist_timeout + 10));
+    // Threads per rank: the cores shared by the ranks on this machine.
+    if (threads == 0 && env.distributed() && std::getenv("DTOKD_THREADS") == nullptr)
+        threads = std::max(1, int(std::thread::hardware_concurrency()) / std::max(1, env.local_world_size));
     dtokd::configure_host_allocator();
     dtokd::configure_threads(threads);
     dtokd::parse_kernel_backend(kernels);  // validate early
@@ -172,10 +205,22 @@ int run(int argc, char **argv) {
         }
         if (train->parsed()) cfg.method = "ce";
         const std::string resolved = dtokd::resolved_config_toml(*sub, cfg);
+        std::unique_ptr<dtokd::Collective> ranks;
+        if (env.distributed()) {
+            const std::chrono::milliseconds timeout(int64_t(dist_timeout) * 1000);
+            auto store = dtokd::make_rendezvous_store(env, timeout);
+            dtokd::check_ranks_agree(*store, env, resolved);
+            // Loopback rendezvous (one machine): Gloo's pairs on loopback too.
+            const bool loopback = env.master_addr == "127.0.0.1" || env.master_addr == "localhost";
+            ranks = dtokd::make_c10d_collective(
+                dtokd::make_gloo_group(store, env.rank, env.world_size, timeout, loopback ? "127.0.0.1" : ""));
+        }
         const dtokd::RunResult r = dtokd::run_training(
-            cfg, resolved, resume.empty() ? dtokd::RunStart::fresh : dtokd::RunStart::resume);
-        std::cout << dtokd::summary_json(cfg, r) << "\n";
-        std::cerr << "run written to " << r.run_dir << "\n";
+            cfg, resolved, resume.empty() ? dtokd::RunStart::fresh : dtokd::RunStart::resume, ranks.get());
+        if (env.rank == 0) {
+            std::cout << dtokd::summary_json(cfg, r) << "\n";
+            std::cerr << "run written to " << r.run_dir << "\n";
+        }
         return 0;
     }
     if (eval->parsed()) {

@@ -3,6 +3,7 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <string>
 
 namespace dtokd {
 
@@ -11,7 +12,12 @@ void kill_if_requested_after_step(int64_t steps_done) {
         const char *v = std::getenv("DTOKD_FAULT_KILL_AFTER_STEP");
         return v ? std::strtoll(v, nullptr, 10) : int64_t(-1);
     }();
-    if (kill_after >= 0 && steps_done == kill_after) std::raise(SIGKILL);
+    // Data-parallel runs: DTOKD_FAULT_KILL_RANK=r limits it to the rank whose RANK is r.
+    static const bool this_rank = [] {
+        const char *only = std::getenv("DTOKD_FAULT_KILL_RANK"), *rank = std::getenv("RANK");
+        return only == nullptr || std::string(only) == (rank ? rank : "0");
+    }();
+    if (kill_after >= 0 && steps_done == kill_after && this_rank) std::raise(SIGKILL);
 }
 
 }  // namespace dtokd

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <stdexcept>
+#include <string>
 
 namespace dtokd {
 
@@ -43,6 +44,8 @@ LaunchEnv launch_env_from(const std::function<const char *(const char *)> &get) 
         if (port == nullptr) throw std::invalid_argument("MASTER_PORT is not set; expected a TCP port (1..65535)");
         e.master_addr = addr;
         e.master_port = whole_number("MASTER_PORT", port, 1, 65535);
+        const char *agent = get("TORCHELASTIC_USE_AGENT_STORE");
+        e.agent_store = agent != nullptr && std::string(agent) == "True";
     }
     return e;
 }

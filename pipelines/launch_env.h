@@ -12,6 +12,9 @@ struct LaunchEnv {
     int local_rank = 0, local_world_size = 1;
     std::string master_addr;  // the rendezvous (c10d TCPStore) host, rank 0's
     int master_port = 0;
+    // torchrun's agent already serves the store at MASTER_ADDR:MASTER_PORT
+    // (TORCHELASTIC_USE_AGENT_STORE=True): every rank joins it as a client.
+    bool agent_store = false;
     bool distributed() const { return world_size > 1; }
 };
 

@@ -23,7 +23,7 @@ std::string message_of(const std::exception &e) {
 c10::intrusive_ptr<c10d::Store> make_rendezvous_store(const LaunchEnv &env, std::chrono::milliseconds timeout) {
     c10d::TCPStoreOptions options;
     options.port = uint16_t(env.master_port);
-    options.isServer = env.rank == 0;
+    options.isServer = env.rank == 0 && !env.agent_store;
     options.numWorkers = size_t(env.world_size);
     options.waitWorkers = true;
     options.timeout = timeout;
@@ -32,8 +32,8 @@ c10::intrusive_ptr<c10d::Store> make_rendezvous_store(const LaunchEnv &env, std:
     } catch (const std::exception &e) {
         throw std::runtime_error("rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) +
                                  ": the rendezvous at " + env.master_addr + ":" + std::to_string(env.master_port) +
-                                 " (MASTER_ADDR:MASTER_PORT) did not complete within " +
-                                 std::to_string(timeout.count() / 1000) + " s: " + message_of(e));
+                                 " (MASTER_ADDR:MASTER_PORT; limit " + std::to_string(timeout.count() / 1000) +
+                                 " s) failed: " + message_of(e));
     }
 }
 

@@ -84,3 +84,15 @@ TEST(LaunchEnv, BadOrPartialSetsAreOneErrorNamingTheVariable) {
 }
 
 }  // namespace
+
+// Under torchrun's elastic agent the store already runs (TORCHELASTIC_USE_AGENT_STORE=True):
+// rank 0 must join it, not serve a second one on the same port.
+TEST(LaunchEnv, TorchrunsAgentStoreIsJoined) {
+    std::map<std::string, std::string> vars = {
+        {"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", "29500"}};
+    EXPECT_FALSE(read(vars).agent_store);
+    vars["TORCHELASTIC_USE_AGENT_STORE"] = "True";
+    EXPECT_TRUE(read(vars).agent_store);
+    vars["TORCHELASTIC_USE_AGENT_STORE"] = "False";
+    EXPECT_FALSE(read(vars).agent_store);
+}
