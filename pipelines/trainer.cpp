@@ -255,6 +255,7 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     ProgressLine progress(cfg.progress, cfg.method, cfg.epochs, total_steps, loop.step, engine.objectives().names());
     const auto run_start = Clock::now();
     const double seconds_before = loop.seconds;
+    const int64_t steps_before = loop.step;
 
     // Everything the rest of the run depends on, after the metrics it has written so far.
     auto save_checkpoint_now = [&] {
@@ -349,6 +350,9 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     result.final_test_accuracy = loop.epochs.empty() ? 0 : loop.epochs.back().test_accuracy;
     result.resumed = resume;
     result.ranks = ranks ? ranks->world_size() : 1;
+    // Everything this rank summed or broadcast (steps, evaluations, barriers) per step taken here.
+    if (ranks && loop.step > steps_before)
+        result.collective_bytes_per_step = double(ranks->bytes()) / double(loop.step - steps_before);
     if (lead) {
         metrics->sync();
         write_file_atomic(folder->path("summary.json"), summary_json(cfg, result) + "\n");
@@ -373,7 +377,8 @@ std::string summary_json(const TrainConfig &cfg, const RunResult &r) {
                     {"skipped_steps", r.skipped_steps},
                     {"teacher_logits_cached", r.teacher_logits_cached},
                     {"resumed", r.resumed},
-                    {"ranks", r.ranks}};
+                    {"ranks", r.ranks},
+                    {"collective_bytes_per_step", r.collective_bytes_per_step}};
     return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 

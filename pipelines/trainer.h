@@ -27,6 +27,7 @@ struct RunResult {
     bool teacher_logits_cached = false;
     bool resumed = false;
     int ranks = 1;  // data-parallel processes
+    double collective_bytes_per_step = 0;  // summed or broadcast by a rank per step (0: one process)
 };
 
 enum class RunStart {
