@@ -1,4 +1,4 @@
-// The dtokd command line: train | distill | eval | info | autotune, and the default
+// The dtokd command line: train | distill | eval | plot | info | autotune, and the default
 // job (no subcommand). Options come from a TOML config file (--config, read with
 // toml++; unknown keys and wrong types are errors naming the key) overridden by
 // flags. Only main() decides exit codes: every library error is one exception
@@ -32,6 +32,7 @@
 #include "host_allocator.h"
 #include "launch_env.h"
 #include "local_ranks.h"
+#include "plot_command.h"
 #include "process_group.h"
 #include "rank_agreement.h"
 #include "threads.h"
@@ -127,6 +128,13 @@ int run(int argc, char **argv) {
     eval->add_option("--dataset", eval_cfg.dataset)->capture_default_str();
     eval->add_option("--data", eval_cfg.data_dir);
 
+    CLI::App *plot = app.add_subcommand(
+        "plot", "PNG plots of runs: accuracy, losses, pi, gradient conflict (RUN/plots/; several runs also overlaid)");
+    std::vector<std::string> plot_runs;
+    std::string plot_out = "plots";
+    plot->add_option("runs", plot_runs, "run folders (their --out)")->required();
+    plot->add_option("--out", plot_out, "folder for the overlay of several runs")->capture_default_str();
+
     CLI::App *info = app.add_subcommand("info", "Print kernel targets, threads, versions and CPU features");
 
     CLI::App *autotune = app.add_subcommand(
@@ -177,6 +185,10 @@ int run(int argc, char **argv) {
         return run_autotune(tune, tune_out.empty() ? tuning : tune_out);
     }
     load_kernel_tuning(tuning);
+    if (plot->parsed()) {
+        dtokd::plot_runs(plot_runs, plot_out, args[0]);
+        return 0;
+    }
     if (info->parsed()) {
         std::cout << dtokd::format_build_info(dtokd::build_info());
         return 0;

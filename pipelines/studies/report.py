@@ -4,9 +4,8 @@ metrics.jsonl / summary.json files: docs/results/fashion_mnist.md and PNG plots.
 Needs Debian's python3-matplotlib. Only reads what the runs wrote."""
 import argparse, json, math, os, statistics, sys, datetime
 
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "plots"))
+import run_plots  # noqa: E402  (the one plotting module)
 
 ORDER = ["ce", "kd-a0.1", "kd-a0.3", "kd-a0.5", "kd-a0.7", "kd-a0.9", "dto", "dto-amortized", "dto-logit"]
 
@@ -30,11 +29,6 @@ def read_runs(root):
             with open(summary) as f:
                 runs.setdefault(method, []).append({"seed": seed, "summary": json.load(f), "train": train, "epochs": epochs})
     return runs
-
-
-def value(rec, key):
-    v = rec.get(key)
-    return math.nan if v is None else v
 
 
 def fmt(v, spec):
@@ -117,39 +111,15 @@ def main():
             wins = sum(d > 0 for d in diffs)
             paired.append(f"| {m} − {best_kd} | {100*dm:+.2f} ± {100*ds:.2f} | {wins}/{len(diffs)} |")
 
-    # Plots: accuracy vs epoch (mean over seeds); pi vs step; conflict and norm ratio vs step.
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for m in ORDER:
-        if m not in runs:
-            continue
-        n = min(len(r["epochs"]) for r in runs[m])
-        xs = list(range(1, n + 1))
-        ys = [100 * statistics.mean(r["epochs"][i]["test_accuracy"] for r in runs[m]) for i in range(n)]
-        ax.plot(xs, ys, marker="o", ms=3, label=m, lw=2 if m.startswith("dto") else 1)
-    ax.set_xlabel("epoch"); ax.set_ylabel("test accuracy (%) mean over seeds"); ax.grid(alpha=0.3); ax.legend(fontsize=7)
-    fig.tight_layout(); fig.savefig(os.path.join(a.out, "fashion_mnist_accuracy.png"), dpi=110); plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for m in ["dto", "dto-amortized", "dto-logit"]:
-        if m in runs:
-            r = runs[m][0]
-            ax.plot([t["step"] for t in r["train"]], [t["pi1"] for t in r["train"]], label=f"{m} pi1 (distill)", marker=".", ms=3)
-    ax.set_xlabel("step"); ax.set_ylabel("pi1 (pi2 = 1 - pi1)"); ax.set_ylim(-0.02, 1.02); ax.grid(alpha=0.3); ax.legend(fontsize=8)
-    fig.tight_layout(); fig.savefig(os.path.join(a.out, "fashion_mnist_pi.png"), dpi=110); plt.close(fig)
-
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
-    for m in ["dto", "dto-logit"]:
-        if m in runs:
-            r = runs[m][0]
-            steps = [t["step"] for t in r["train"]]
-            ax1.plot(steps, [value(t, "conflict_fraction") for t in r["train"]], label=m)
-            line, = ax2.plot(steps, [value(t, "log_grad_norm_ratio") for t in r["train"]], label=f"{m} ||a||/||b||")
-            ax2.plot(steps, [value(t, "norm_ratio") for t in r["train"]], ls=":", color=line.get_color(),
-                     label=f"{m} ||grad L_d||/||grad L_t||")
-    ax1.set_ylabel("fraction of steps cos(a,b) < 0"); ax1.grid(alpha=0.3); ax1.legend(fontsize=8)
-    ax2.set_ylabel("gradient norm ratio"); ax2.set_yscale("log"); ax2.set_xlabel("step"); ax2.grid(alpha=0.3)
-    ax2.legend(fontsize=7)
-    fig.tight_layout(); fig.savefig(os.path.join(a.out, "fashion_mnist_conflict.png"), dpi=110); plt.close(fig)
+    # Plots (the one plotting module, pipelines/plots/run_plots.py): accuracy vs epoch (mean
+    # over seeds); the distillation objective's pi vs step; conflict and norm ratios vs step.
+    groups = [(m, runs[m]) for m in ORDER if m in runs]
+    run_plots.plot_accuracy(groups, os.path.join(a.out, "fashion_mnist_accuracy.png"),
+                            ylabel="test accuracy (%) mean over seeds")
+    run_plots.plot_pi([(m, runs[m]) for m in ["dto", "dto-amortized", "dto-logit"] if m in runs],
+                      os.path.join(a.out, "fashion_mnist_pi.png"), only=["kd"])
+    run_plots.plot_conflict([(m, runs[m]) for m in ["dto", "dto-logit"] if m in runs],
+                            os.path.join(a.out, "fashion_mnist_conflict.png"))
 
     seeds = max(len(v) for v in runs.values())
     teacher = None
@@ -194,7 +164,7 @@ def main():
         f.write("Final test accuracy (%) per seed:\n\n| method | " + " | ".join(seed_names) + " |\n|"
                 + " --- |" * (len(seed_names) + 1) + "\n" + "\n".join(per_seed) + "\n\n")
         f.write("Test accuracy vs epoch (mean over seeds):\n\n![accuracy](fashion_mnist_accuracy.png)\n\n"
-                "pi1 vs step, seed 0 (pi2 = 1 - pi1; per log interval):\n\n![pi](fashion_mnist_pi.png)\n\n"
+                "pi of the KD objective vs step, seed 0 (pi_ce = 1 - pi_kd; per log interval):\n\n![pi](fashion_mnist_pi.png)\n\n"
                 "Gradient conflict and dominance vs step, seed 0 (a = grad log L_distill, b = grad log L_task):"
                 "\n\n![conflict](fashion_mnist_conflict.png)\n")
     print(f"wrote {os.path.join(a.out, 'fashion_mnist.md')}")
