@@ -172,7 +172,7 @@ int run(int argc, char **argv) {
         throw std::invalid_argument("--nproc starts its own ranks, but RANK and WORLD_SIZE are set (torchrun?): "
                                     "use one of the two");
     if (nproc > 1 && !env.distributed())
-        return dtokd::run_local_ranks(nproc, args, std::chrono::seconds(dist_timeout + 10));
+        return dtokd::run_local_ranks(nproc, args, std::chrono::seconds(15));
     // Threads per rank: the cores shared by the ranks on this machine.
     if (threads == 0 && env.distributed() && std::getenv("DTOKD_THREADS") == nullptr)
         threads = std::max(1, int(std::thread::hardware_concurrency()) / std::max(1, env.local_world_size));

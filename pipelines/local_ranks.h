@@ -1,8 +1,9 @@
 // `dtokd ... --nproc N`: one machine, N ranks, without torchrun. This process becomes the
 // launcher: it starts N copies of the same dtokd command with the torchrun variables set
 // (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR=127.0.0.1, a free
-// MASTER_PORT) and waits for them. When one fails, the others stop on their own within
-// the group's timeout (their next collective fails); any left `grace` later are killed.
+// MASTER_PORT) and waits for them. When one fails, the others usually stop on their own
+// at once (their next collective fails on the closed connection); any still running
+// `grace` later are killed (SIGKILL: the group is broken, and only rank 0 writes, atomically).
 #pragma once
 #include <chrono>
 #include <string>

@@ -34,21 +34,31 @@ void check_ranks_agree(c10d::Store &store, const LaunchEnv &env, const std::stri
         for (int r = 1; r < env.world_size; r++) others.push_back(r);
     else
         others.push_back(0);
+    std::string disagreement;
     for (int r : others) {
         const std::string world = read(store, "dtokd/world/" + std::to_string(r), env, r);
-        if (world != std::to_string(env.world_size))
-            throw std::invalid_argument(where + ": rank " + std::to_string(r) + " was started with WORLD_SIZE " +
-                                        world + "; every rank needs the same world size");
+        if (world != std::to_string(env.world_size)) {
+            disagreement = where + ": rank " + std::to_string(r) + " was started with WORLD_SIZE " + world +
+                           "; every rank needs the same world size";
+            break;
+        }
         const std::string config = read(store, "dtokd/config/" + std::to_string(r), env, r);
         const std::vector<std::string> diff =
             config_differences(config, resolved_config, {"progress"}, "rank " + std::to_string(r) + "'s config");
         if (!diff.empty()) {
             std::string keys;
             for (const std::string &d : diff) keys += (keys.empty() ? "" : ", ") + d;
-            throw std::invalid_argument(where + ": started with other options than rank " + std::to_string(r) +
-                                        ": " + keys + " (rank " + std::to_string(r) + "'s value -> this rank's)");
+            disagreement = where + ": started with other options than rank " + std::to_string(r) + ": " + keys +
+                           " (rank " + std::to_string(r) + "'s value -> this rank's)";
+            break;
         }
     }
+    // Rank 0 serves the store: it stays until every rank has compared, so each one
+    // reports the disagreement it sees instead of a store that went away.
+    store.set("dtokd/checked/" + me, bytes("1"));
+    if (env.rank == 0)
+        for (int r : others) read(store, "dtokd/checked/" + std::to_string(r), env, r);
+    if (!disagreement.empty()) throw std::invalid_argument(disagreement);
 }
 
 }  // namespace dtokd

@@ -169,7 +169,8 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
                 ". Resume it with its own options (its config.toml is read for you; only " +
                 joined(std::vector<std::string>(resume_safe_keys().begin(), resume_safe_keys().end()), ", ") +
                 " may change)");
-    } else if (lead) {
+    } else {
+        // Every rank checks (the lead creates the folder later): a taken --out fails them all at once.
         RunFolder::check_available(cfg.out);
     }
 

@@ -441,19 +441,23 @@ public:
         const int n = s.objectives;
         std::vector<at::Tensor> u;
         std::vector<const at::Tensor *> grads;
-        for (int k = 0; k < n; k++) {
-            u.push_back(obj.output_grad(k));
-            if (!u.back().defined())
-                throw std::invalid_argument("dto-logit needs every objective to be a function of the student "
-                                            "logits; objective '" + obj.name(k) + "' is not");
-        }
-        for (const at::Tensor &t : u) grads.push_back(&t);
+        auto logit_grads = [&] {
+            for (int k = 0; k < n; k++) {
+                u.push_back(obj.output_grad(k));
+                if (!u.back().defined())
+                    throw std::invalid_argument("dto-logit needs every objective to be a function of the student "
+                                                "logits; objective '" + obj.name(k) + "' is not");
+            }
+            for (const at::Tensor &t : u) grads.push_back(&t);
+        };
         GramMatrix g;
         bool finite = false;
-        if (distributed(ctx.collective)) {
+        if (distributed(ctx.collective)) {  // every rank takes part, whatever its own losses
+            logit_grads();
             g = global_logit_gram(grads, ctx, s);
             finite = losses_finite(obj, s);
-        } else if ((finite = losses_finite(obj, s))) {
+        } else if ((finite = losses_finite(obj, s))) {  // as before: no logit gradients for a skipped step
+            logit_grads();
             g = gram_of(grads, losses_of(s), cfg_.eps, ctx.backend);
         }
         if (finite) {

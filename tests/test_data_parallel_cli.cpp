@@ -194,3 +194,15 @@ TEST_F(DataParallelCli, NprocUnderTorchrunIsOneError) {
     EXPECT_NE(r.output.find("--nproc starts its own ranks, but RANK and WORLD_SIZE are set"), std::string::npos)
         << r.output;
 }
+
+// An --out that is taken fails every rank before the first collective: one error per
+// rank at once, not a wait for the others' timeout.
+TEST_F(DataParallelCli, ATakenOutFailsEveryRankAtOnce) {
+    fs::create_directories(path("taken"));
+    const auto t0 = Clock::now();
+    const CliResult r = run_cli("--nproc 2 --threads 1 --dist-timeout 120 " + distill("dto", "taken"));
+    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    EXPECT_EQ(r.code, 1) << r.output;
+    EXPECT_EQ(count(r.output, path("taken") + ": run directory already exists"), 2) << r.output;
+    EXPECT_LT(seconds, 60.0) << "a rank waited for its 120 s timeout:\n" << r.output;
+}
