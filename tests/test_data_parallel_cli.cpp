@@ -104,7 +104,9 @@ void expect_finished(const std::string &run, const CliResult &r, int ranks) {
         train_lines++;
         EXPECT_EQ(j["skipped"], 0) << line;
         for (const auto &[k, v] : j.items()) {
-            if (k.rfind("loss_", 0) == 0 && !v.is_null()) EXPECT_TRUE(std::isfinite(v.get<double>())) << k;
+            if (k.rfind("loss_", 0) == 0 && !v.is_null()) {
+                EXPECT_TRUE(std::isfinite(v.get<double>())) << k;
+            }
             if (k.rfind("pi_", 0) == 0) {
                 EXPECT_GE(v.get<double>(), 0.0) << k;
                 EXPECT_LE(v.get<double>(), 1.0) << k;
