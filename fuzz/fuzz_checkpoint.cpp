@@ -1,14 +1,13 @@
 // Fuzz target: the checkpoint readers (is_dtokd_checkpoint, read_checkpoint_meta,
 // load_checkpoint into a Linear(4, 3) with its state entries, read_objective_state).
 // Input: [mode][bytes]. Mode 0: the bytes are the file. Mode 1: the bytes are the payload
-// (a LibTorch archive), framed here with the magic, its length and a correct checksum,
+// (a LibTorch archive), framed here by frame_checkpoint_payload (magic, length, checksum),
 // so mutations get past the checksum into LibTorch's archive reader and read_meta.
 #include <torch/nn/modules/linear.h>
 
-#include <cstring>
+#include <string>
 
 #include "checkpoint.h"
-#include "content_hash.h"
 #include "fuzz_support.h"
 
 namespace dtokd::fuzz {
@@ -16,14 +15,7 @@ namespace dtokd::fuzz {
 int fuzz_checkpoint(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     std::string file(reinterpret_cast<const char *>(data) + 1, size - 1);
-    if (data[0] & 1) {
-        const std::string payload = std::move(file);
-        const uint64_t length = payload.size(), checksum = fnv1a64(payload);
-        file = "DTKDCKPT";
-        file.append(reinterpret_cast<const char *>(&length), 8);
-        file.append(reinterpret_cast<const char *>(&checksum), 8);
-        file += payload;
-    }
+    if (data[0] & 1) file = frame_checkpoint_payload(file);
     const std::string path = write_scratch("checkpoint.pt", file);
     bool is_ckpt = false;
     accepts(path, [&] { is_ckpt = is_dtokd_checkpoint(path); });  // documented not to throw; any error is checked

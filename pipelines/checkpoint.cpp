@@ -194,13 +194,15 @@ void save_checkpoint(const std::string &path, const torch::nn::Module &model, co
     // the disk fills (an abort); write_file_atomic checks every write instead.
     std::ostringstream archive;
     ar.save_to(archive);
-    const std::string payload = archive.str();
+    write_file_atomic(path, frame_checkpoint_payload(archive.str()));
+}
+
+std::string frame_checkpoint_payload(const std::string &payload) {
     std::string file(kMagic, 8);
     const uint64_t length = payload.size(), checksum = fnv1a64(payload);
     file.append(reinterpret_cast<const char *>(&length), 8);
     file.append(reinterpret_cast<const char *>(&checksum), 8);
-    file += payload;
-    write_file_atomic(path, file);
+    return file + payload;
 }
 
 CheckpointMeta read_checkpoint_meta(const std::string &path) {

@@ -41,6 +41,10 @@ using CheckpointEntries = std::vector<std::pair<std::string, at::Tensor>>;
 void save_checkpoint(const std::string &path, const torch::nn::Module &model, const CheckpointMeta &meta,
                      const CheckpointEntries &state = {});
 
+// The file bytes for a LibTorch archive `payload`: the magic, its length and its checksum,
+// then the payload (what save_checkpoint writes; fuzzers and tests frame their own payloads).
+std::string frame_checkpoint_payload(const std::string &payload);
+
 // Reads only the metadata; throws std::runtime_error naming the file when it is
 // unreadable, not a dtokd checkpoint, or of another format version.
 CheckpointMeta read_checkpoint_meta(const std::string &path);

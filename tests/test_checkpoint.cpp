@@ -17,7 +17,6 @@
 #include <vector>
 
 #include "checkpoint.h"
-#include "content_hash.h"
 #include "model_factory.h"
 #include "scratch_data.h"
 
@@ -217,12 +216,7 @@ TEST(Checkpoint, FuzzRegressionMissingOrMalformedEntriesAreOneError) {
         fill(ar);
         std::ostringstream os;
         ar.save_to(os);
-        const std::string payload = os.str();
-        const uint64_t length = payload.size(), checksum = dtokd::fnv1a64(payload);
-        std::string file = "DTKDCKPT";
-        file.append(reinterpret_cast<const char *>(&length), 8);
-        file.append(reinterpret_cast<const char *>(&checksum), 8);
-        file += payload;
+        const std::string file = dtokd::frame_checkpoint_payload(os.str());
         const std::string path = dir / name;
         write_bytes(path, Bytes(file.begin(), file.end()));
         return path;
@@ -272,11 +266,7 @@ TEST(Checkpoint, FuzzRegressionChangedTorchScriptSourceIsOneError) {
     ASSERT_EQ(input.at(0), 1) << "a mode-1 input: the payload follows";
     const std::string payload(input.begin() + 1, input.end());
     ASSERT_NE(payload.find("ByteStorages__ = ["), std::string::npos);
-    const uint64_t length = payload.size(), checksum = dtokd::fnv1a64(payload);
-    std::string file = "DTKDCKPT";
-    file.append(reinterpret_cast<const char *>(&length), 8);
-    file.append(reinterpret_cast<const char *>(&checksum), 8);
-    file += payload;
+    const std::string file = dtokd::frame_checkpoint_payload(payload);
     const std::string framed = dir / "framed.pt", bare = dir / "bare.pt";
     write_bytes(framed, Bytes(file.begin(), file.end()));
     expect_error([&] { dtokd::read_checkpoint_meta(framed); },

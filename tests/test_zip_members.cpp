@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "checkpoint.h"
-#include "content_hash.h"
 #include "model_factory.h"
 #include "scratch_data.h"
 #include "zip_members.h"
@@ -175,11 +174,7 @@ TEST(ZipMembers, FuzzRegressionChangedPickleLengthIsOneError) {
                                    "/tests/data/fuzz-regressions/checkpoint/pickle-string-length-2GB");
     ASSERT_EQ(input.at(0), 1) << "a mode-1 input: the payload follows";
     const std::string payload(input.begin() + 1, input.end());
-    const uint64_t length = payload.size(), checksum = dtokd::fnv1a64(payload);
-    std::string file = "DTKDCKPT";
-    file.append(reinterpret_cast<const char *>(&length), 8);
-    file.append(reinterpret_cast<const char *>(&checksum), 8);
-    file += payload;
+    const std::string file = dtokd::frame_checkpoint_payload(payload);
     const std::string framed = dir / "framed.pt";
     write_bytes(framed, Bytes(file.begin(), file.end()));
     expect_error([&] { dtokd::read_checkpoint_meta(framed); },
