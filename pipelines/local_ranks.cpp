@@ -17,10 +17,7 @@
 
 namespace dtokd {
 
-namespace {
-
-// A TCP port on 127.0.0.1 that is free now (the kernel picks it; rank 0's store binds it next).
-int free_port() {
+int free_loopback_port() {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) throw std::runtime_error(std::string("--nproc: no socket for the rendezvous: ") + std::strerror(errno));
     sockaddr_in addr{};
@@ -36,6 +33,8 @@ int free_port() {
     return ntohs(addr.sin_port);
 }
 
+namespace {
+
 std::string how_it_ended(int status) {
     if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
     if (WIFSIGNALED(status)) return std::string("was killed by signal ") + strsignal(WTERMSIG(status));
@@ -46,7 +45,7 @@ std::string how_it_ended(int status) {
 
 int run_local_ranks(int nproc, const std::vector<std::string> &argv, std::chrono::seconds grace) {
     if (nproc < 1) throw std::invalid_argument("--nproc is " + std::to_string(nproc) + "; expected >= 1");
-    const std::string port = std::to_string(free_port());
+    const std::string port = std::to_string(free_loopback_port());  // rank 0's store binds it next
     std::map<pid_t, int> ranks;
     for (int r = 0; r < nproc; r++) {
         const pid_t pid = ::fork();

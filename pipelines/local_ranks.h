@@ -14,6 +14,9 @@ namespace dtokd {
 // Set in the ranks this launcher starts, so they know --nproc was handled.
 constexpr const char *kLocalLaunchVariable = "DTOKD_LOCAL_LAUNCH";
 
+// A TCP port on 127.0.0.1 that is free now (the kernel picks it); std::runtime_error if none.
+int free_loopback_port();
+
 // argv: this process's arguments (argv[0] first). Returns 0 when every rank exited 0,
 // else 1 after printing which rank failed and how.
 int run_local_ranks(int nproc, const std::vector<std::string> &argv, std::chrono::seconds grace);

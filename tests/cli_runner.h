@@ -3,6 +3,9 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
 #include <string>
 
 namespace dtokd_test {
@@ -27,6 +30,23 @@ inline CliResult run_cli(const std::string &args, const std::string &env = "") {
     const int status = ::pclose(pipe);
     r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return r;
+}
+
+// A path or argument in single quotes for the shell command line.
+inline std::string quoted(const std::string &s) { return "'" + s + "'"; }
+
+// A file's whole text; std::runtime_error (a failed test) when it cannot be read.
+inline std::string slurp(const std::string &path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error(path + ": test could not read the file");
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// How often `part` occurs in `text` (overlaps counted).
+inline int count(const std::string &text, const std::string &part) {
+    int n = 0;
+    for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) n++;
+    return n;
 }
 
 }  // namespace dtokd_test

@@ -34,24 +34,11 @@ namespace {
 
 using namespace dtokd_test;
 
-std::string quoted(const std::string &s) { return "'" + s + "'"; }
-
-std::string slurp(const std::string &path) {
-    const Bytes b = read_bytes(path);
-    return std::string(b.begin(), b.end());
-}
-
 std::map<std::string, Bytes> snapshot(const fs::path &dir) {
     std::map<std::string, Bytes> out;
     for (const std::string &f : files_under(dir))
         if (fs::is_regular_file(dir / f)) out[f] = read_bytes((dir / f).string());
     return out;
-}
-
-int count(const std::string &text, const std::string &part) {
-    int n = 0;
-    for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) n++;
-    return n;
 }
 
 // A failed run: non-zero exit, one "dtokd: error:" line naming every one of `parts`.

@@ -324,8 +324,6 @@ TEST(CrdObjective, BadInputsFailWithOneClearError) {
 
 // ---- the dtokd CLI on tiny CIFAR-100 files -------------------------------------------
 
-std::string quoted(const std::string &s) { return "'" + s + "'"; }
-
 // CIFAR-100 binary records: coarse label, fine label, 3072 pixels. Fine label i % 100,
 // so every class has n / 100 samples and the other-class pool n - n / 100.
 void write_cifar100(const std::string &path, int n, uint32_t seed) {

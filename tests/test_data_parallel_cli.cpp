@@ -6,10 +6,6 @@
 // per policy in test_data_parallel.cpp.)
 #include <torch/torch.h>
 #include <gtest/gtest.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -19,37 +15,13 @@
 
 #include "checkpoint.h"
 #include "cli_runner.h"
+#include "local_ranks.h"
 #include "scratch_data.h"
 
 namespace {
 
 using namespace dtokd_test;
 using Clock = std::chrono::steady_clock;
-
-std::string quoted(const std::string &s) { return "'" + s + "'"; }
-
-std::string slurp(const std::string &path) {
-    const Bytes b = read_bytes(path);
-    return std::string(b.begin(), b.end());
-}
-
-int count(const std::string &text, const std::string &part) {
-    int n = 0;
-    for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) n++;
-    return n;
-}
-
-int free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    ::bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr));
-    ::getsockname(fd, reinterpret_cast<sockaddr *>(&addr), &len);
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
 
 // torchrun's variables for one rank of `world` on this machine.
 std::string rank_env(int rank, int world, int port) {
@@ -137,7 +109,7 @@ TEST_F(DataParallelCli, TorchrunsLauncherRunsIt) {
     const CliResult r = run_cli(distill("dto", "torchrun"), "DTOKD_THREADS=1 /usr/bin/python3 -m torch.distributed.run "
                                                             "--nproc_per_node 2 --no_python --redirects 1 --tee 1 "
                                                             "--master_port " +
-                                                                std::to_string(free_port()) + " ");
+                                                                std::to_string(dtokd::free_loopback_port()) + " ");
     expect_finished(run, r, 2);
 }
 
@@ -168,7 +140,7 @@ TEST_F(DataParallelCli, ARunOfTwoRanksResumesInOneProcess) {
 }
 
 TEST_F(DataParallelCli, RanksThatDisagreeAreOneErrorAtStart) {
-    const int port = free_port();
+    const int port = dtokd::free_loopback_port();
     // Rank 1 with another learning rate, in the background; rank 0 in front.
     const std::string rank1 = rank_env(1, 2, port) + DTOKD_CLI + " --threads 1 --dist-timeout 20 " +
                               distill("dto", "disagree") + " --lr 0.1 2>&1 & ";
@@ -179,7 +151,7 @@ TEST_F(DataParallelCli, RanksThatDisagreeAreOneErrorAtStart) {
     EXPECT_NE(r.output.find("lr (0.1"), std::string::npos) << r.output;
     EXPECT_FALSE(fs::exists(path("disagree") + ".partial"));
 
-    const int port2 = free_port();
+    const int port2 = dtokd::free_loopback_port();
     const std::string other_world = rank_env(1, 3, port2) + DTOKD_CLI + " --threads 1 --dist-timeout 20 " +
                                     distill("dto", "world") + " 2>&1 & ";
     const CliResult w = run_cli("--threads 1 --dist-timeout 20 " + distill("dto", "world"),
@@ -191,7 +163,7 @@ TEST_F(DataParallelCli, RanksThatDisagreeAreOneErrorAtStart) {
 }
 
 TEST_F(DataParallelCli, NprocUnderTorchrunIsOneError) {
-    const CliResult r = run_cli("--nproc 2 " + distill("dto", "both"), rank_env(0, 2, free_port()));
+    const CliResult r = run_cli("--nproc 2 " + distill("dto", "both"), rank_env(0, 2, dtokd::free_loopback_port()));
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.output.find("--nproc starts its own ranks, but RANK and WORLD_SIZE are set"), std::string::npos)
         << r.output;

@@ -17,8 +17,6 @@ namespace {
 
 using namespace dtokd_test;
 
-std::string quoted(const std::string &s) { return "'" + s + "'"; }
-
 uint32_t be32(const Bytes &b, size_t at) {
     return uint32_t(b[at]) << 24 | uint32_t(b[at + 1]) << 16 | uint32_t(b[at + 2]) << 8 | uint32_t(b[at + 3]);
 }

@@ -31,19 +31,6 @@ namespace {
 
 using namespace dtokd_test;
 
-std::string quoted(const std::string &s) { return "'" + s + "'"; }
-
-int count_lines(const std::string &text, const std::string &part) {
-    int n = 0;
-    for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) n++;
-    return n;
-}
-
-std::string slurp(const std::string &path) {
-    const Bytes b = read_bytes(path);
-    return std::string(b.begin(), b.end());
-}
-
 class Resume : public ::testing::Test {
 protected:
     // 256 training images in batches of 32: 8 steps per epoch, 3 epochs.
@@ -368,7 +355,7 @@ TEST_F(Resume, AFailedMetricsWriteIsOneErrorAndTheCheckpointIsIntact) {
     const CliResult r = run_cli("--threads 1 train --resume " + quoted(out) + " --log-interval 1", "ulimit -f 2 && ");
     EXPECT_EQ(r.code, 1) << r.output;
     EXPECT_TRUE(contains(r.output, out + ".partial/metrics.jsonl")) << r.output;
-    EXPECT_EQ(count_lines(r.output, "dtokd: error:"), 1) << r.output;
+    EXPECT_EQ(count(r.output, "dtokd: error:"), 1) << r.output;
     EXPECT_FALSE(contains(r.output, "terminate called")) << r.output;
     EXPECT_EQ(read_bytes(out + ".partial/checkpoint.pt"), checkpoint);
     for (const std::string &f : files_under(out + ".partial")) EXPECT_EQ(f.find(".tmp."), std::string::npos) << f;
@@ -388,7 +375,7 @@ TEST_F(Resume, AFailedSummaryWriteIsOneError) {
     const CliResult r = run_cli("--threads 1 train --resume " + quoted(out));
     EXPECT_EQ(r.code, 1) << r.output;
     EXPECT_TRUE(contains(r.output, out + ".partial/summary.json")) << r.output;
-    EXPECT_EQ(count_lines(r.output, "dtokd: error:"), 1) << r.output;
+    EXPECT_EQ(count(r.output, "dtokd: error:"), 1) << r.output;
     EXPECT_FALSE(fs::exists(out));
     for (const std::string &f : files_under(out + ".partial")) EXPECT_EQ(f.find(".tmp."), std::string::npos) << f;
     auto model = dtokd::make_model("cnn_large", 1, 10);
