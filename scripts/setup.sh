@@ -10,7 +10,7 @@ packages=(
   cmake ninja-build g++ ccache pkg-config
   libhalide14-0-dev libtorch-dev libgloo-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libopenblas0-pthread zlib1g-dev
+  libopenblas0-pthread zlib1g-dev libjpeg62-turbo-dev libpng-dev
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
   dataset-fashion-mnist
   python3-torch python3-matplotlib
