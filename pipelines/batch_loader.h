@@ -1,6 +1,7 @@
-// Mini-batches from an ImageDataset, produced on a background thread into a small
+// Mini-batches from an ImageDataset, made by background worker threads into a small
 // queue so the training step does not wait for data. Order and augmentation
-// (random crop with padding, horizontal flip) are a pure function of (seed, epoch).
+// (random crop with padding or RandomResizedCrop, horizontal flip) are a pure function
+// of (seed, epoch): the same batches for any number of workers.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -9,6 +10,10 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
 #include <thread>
 
 #include "contrast_sampler.h"
@@ -31,6 +36,15 @@ struct LoaderOptions {
     bool flip = false;     // random horizontal flip
     uint64_t seed = 0;
     int prefetch = 4;      // batches buffered ahead
+    // Threads making batches (each makes whole batches; they are queued in order).
+    int workers = 1;
+    // Image files (ImageDataset::files) only: a RandomResizedCrop with an area fraction in
+    // [min_crop_scale, 1] instead of the evaluation transform (resize + centre crop).
+    bool random_resized_crop = false;
+    double min_crop_scale = 0.08;
+    // Image files only: a file that cannot be decoded is left out of its batch and listed
+    // (bad_images()) instead of failing next().
+    bool skip_bad_images = false;
     // > 0: every batch carries Batch::contrast_indices with this many class-aware
     // negatives per sample (contrast_sampler.h); drawn from their own random stream, so
     // images and augmentation are the same with and without them.
@@ -56,29 +70,37 @@ public:
     // before it are skipped, not made; the rest are the same as without skipping).
     // Stops any epoch in flight.
     void start_epoch(int epoch, int64_t first_batch = 0);
-    // The next batch (this rank's share) of the epoch, or nullopt at its end.
+    // The next batch (this rank's share) of the epoch, or nullopt at its end. A failure
+    // making a batch (e.g. an image file that cannot be decoded) is rethrown here.
     std::optional<Batch> next();
 
     int64_t batches_per_epoch() const;
     // Samples an epoch leaves out on every rank (the cut of its last batch; 0 in one process).
     int64_t samples_left_out() const;
-    bool augments() const { return options_.crop_padding > 0 || options_.flip; }
+    bool augments() const { return options_.crop_padding > 0 || options_.flip || options_.random_resized_crop; }
+    // With skip_bad_images: the files left out so far ("path: why"), sorted, each once.
+    std::vector<std::string> bad_images() const;
     // Seconds next() spent waiting for the producer since construction.
     double wait_seconds() const { return wait_seconds_; }
 
 private:
     void produce(int epoch, int64_t first_batch);
-    Batch make_batch(const std::vector<int64_t> &rows, uint64_t rng_seed) const;
+    Batch make_batch(const std::vector<int64_t> &rows, uint64_t rng_seed);
+    // One image: from memory (pad-crop) or decoded from its file; false when left out.
+    void copy_image(int64_t row, std::mt19937_64 &rng, float *out) const;
+    bool render_file(int64_t row, std::mt19937_64 &rng, float *out);
     void stop();
 
     const ImageDataset &data_;
     LoaderOptions options_;
     std::optional<ContrastSampler> contrast_;
     std::thread worker_;
-    std::mutex mutex_;
+    mutable std::mutex mutex_;
     std::condition_variable cv_;
     std::deque<Batch> queue_;
     bool done_ = true, stop_ = false;
+    std::exception_ptr error_;  // the first failure of an epoch's workers
+    std::set<std::string> bad_images_;
     double wait_seconds_ = 0;
 };
 

@@ -2,6 +2,8 @@
 // gzip and plain files, so one path serves .gz and uncompressed IDX.
 #include "image_dataset.h"
 
+#include "image_folder.h"
+
 #include <ATen/ATen.h>
 #include <zlib.h>
 
@@ -15,6 +17,10 @@
 namespace dtokd {
 
 namespace fs = std::filesystem;
+
+int ImageDataset::channels() const { return files ? files->channels : int(images.size(1)); }
+int ImageDataset::height() const { return files ? files->image_size : int(images.size(2)); }
+int ImageDataset::width() const { return files ? files->image_size : int(images.size(3)); }
 
 namespace {
 
@@ -176,30 +182,6 @@ DatasetPair load_cifar_dataset(const std::string &dir, int num_classes) {
 std::string default_fashion_mnist_dir() {
     const std::string dir = "/usr/share/datasets/fashion-mnist";
     return fs::exists(dir + "/train-images-idx3-ubyte.gz") ? dir : "";
-}
-
-DatasetPair load_dataset(const std::string &kind, const std::string &dir) {
-    if (kind == "fashion-mnist" || kind == "mnist") {
-        std::string d = dir;
-        if (d.empty()) {
-            d = kind == "fashion-mnist" ? default_fashion_mnist_dir() : "";
-            if (d.empty())
-                throw std::runtime_error("no --data directory given and the Debian package dataset-fashion-mnist "
-                                         "is not installed (expected /usr/share/datasets/fashion-mnist)");
-        }
-        DatasetPair p = load_idx_dataset(d, kind, 10);
-        const double mean = kind == "fashion-mnist" ? 0.2860 : 0.1307, std = kind == "fashion-mnist" ? 0.3530 : 0.3081;
-        for (ImageDataset *s : {&p.train, &p.test}) {
-            s->mean = {mean};
-            s->std = {std};
-        }
-        return p;
-    }
-    if (kind == "cifar10" || kind == "cifar100") {
-        if (dir.empty()) throw std::runtime_error(kind + " needs --data DIR (the folder of its binary files)");
-        return load_cifar_dataset(dir, kind == "cifar10" ? 10 : 100);
-    }
-    throw std::invalid_argument("dataset '" + kind + "' is unknown; expected fashion-mnist, mnist, cifar10 or cifar100");
 }
 
 }  // namespace dtokd

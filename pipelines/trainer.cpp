@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <stdexcept>
 
 #include "batch_loader.h"
@@ -18,7 +19,7 @@
 #include "collective.h"
 #include "config_toml.h"
 #include "fault_injection.h"
-#include "image_dataset.h"
+#include "dataset_registry.h"
 #include "lr_schedule.h"
 #include "metrics_log.h"
 #include "model_handle.h"
@@ -41,24 +42,32 @@ double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 
 // Data-parallel: rank r takes the test batches r, r + R, ... and the counts are summed,
 // so every test image is counted exactly once.
-double accuracy(ModelHandle &model, const ImageDataset &test, Collective *ranks = nullptr) {
+// With skip_bad_images, files that fail to decode are left out of the count.
+double accuracy(ModelHandle &model, const ImageDataset &test, Collective *ranks = nullptr, int workers = 1,
+                bool skip_bad_images = false) {
     LoaderOptions opts;
     opts.batch_size = 500;
     opts.shuffle = false;
+    opts.workers = workers;
+    opts.skip_bad_images = skip_bad_images;
     BatchLoader loader(test, opts);
     loader.start_epoch(0);
     model.set_train(false);
     at::NoGradGuard no_grad;
     const int world = ranks ? ranks->world_size() : 1, rank = ranks ? ranks->rank() : 0;
-    int64_t correct = 0;
+    int64_t correct = 0, seen = 0;
     for (int64_t i = 0; auto b = loader.next(); i++)
-        if (i % world == rank) correct += model.forward(b->images).argmax(1).eq(b->labels).sum().item<int64_t>();
+        if (i % world == rank && b->labels.numel() > 0) {
+            correct += model.forward(b->images).argmax(1).eq(b->labels).sum().item<int64_t>();
+            seen += b->labels.numel();
+        }
     if (distributed(ranks)) {
-        std::vector<double> count = {double(correct)};
+        std::vector<double> count = {double(correct), double(seen)};
         sum_values(*ranks, count);
         correct = int64_t(count[0]);
+        seen = int64_t(count[1]);
     }
-    return double(correct) / double(test.size());
+    return seen > 0 ? double(correct) / double(seen) : 0.0;
 }
 
 // Every rank waits here until all have arrived (or the group's timeout passes).
@@ -89,13 +98,35 @@ std::unique_ptr<BatchLoader> train_loader_for(const TrainConfig &cfg, const Imag
 }
 
 // The images of the first two training samples: the engine's probe forward.
-at::Tensor probe_images(const ImageDataset &train) {
+at::Tensor probe_images(const ImageDataset &train, bool skip_bad_images) {
     LoaderOptions o;
     o.batch_size = 2;
     o.shuffle = false;
+    o.skip_bad_images = skip_bad_images;
     BatchLoader loader(train, o);
     loader.start_epoch(0);
-    return loader.next()->images;
+    at::Tensor images = loader.next()->images;
+    if (images.size(0) == 0) throw std::runtime_error(train.name + ": the first two images cannot be decoded");
+    return images;
+}
+
+// A model trained on other classes (an image folder's class names, in label order) is
+// one error; models without recorded names (other datasets, TorchScript) are not checked.
+void check_same_classes(const std::string &model_file, const std::vector<std::string> &model_classes,
+                        const ImageDataset &data) {
+    if (model_classes.empty() || data.class_names.empty() || model_classes == data.class_names) return;
+    std::string first_difference;
+    for (size_t i = 0; i < std::max(model_classes.size(), data.class_names.size()); i++) {
+        const std::string a = i < model_classes.size() ? model_classes[i] : "(none)",
+                          b = i < data.class_names.size() ? data.class_names[i] : "(none)";
+        if (a != b) {
+            first_difference = "label " + std::to_string(i) + " is '" + a + "' there and '" + b + "' here";
+            break;
+        }
+    }
+    throw std::runtime_error(model_file + ": trained on other classes than " + data.name + " (" +
+                             std::to_string(model_classes.size()) + " vs " + std::to_string(data.class_names.size()) +
+                             " classes; " + first_difference + ")");
 }
 
 Json train_line(int epoch, double lr, const StepStatsWindow &window, int64_t step) {
@@ -129,9 +160,10 @@ std::string joined(const std::vector<std::string> &items, const std::string &sep
 }  // namespace
 
 const std::set<std::string> &resume_safe_keys() {
-    // epochs extends (or shortens) the run; the rest change reporting, not the steps.
+    // epochs extends (or shortens) the run; the rest change reporting, not the steps
+    // (workers: the batches are the same for any count).
     static const std::set<std::string> keys = {"epochs",           "max-steps", "progress", "log-interval",
-                                               "checkpoint-every", "skip-limit", "cache-dir", "out"};
+                                               "checkpoint-every", "skip-limit", "cache-dir", "out", "workers"};
     return keys;
 }
 
@@ -175,13 +207,29 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     }
 
     // Everything that can fail on bad input happens before the run folder is written.
-    const DatasetPair data = load_dataset(cfg.dataset, cfg.data_dir);
+    ImageFolderOptions folder_options = folder_options_for(cfg);
+    std::optional<CheckpointMeta> resumed_meta;
+    if (resume) {
+        // A resumed image-folder run normalizes as it started (not with statistics of
+        // files that may have changed since).
+        resumed_meta = read_checkpoint_meta(resume_from);
+        if (!resumed_meta->mean.empty()) {
+            folder_options.mean = resumed_meta->mean;
+            folder_options.std = resumed_meta->std;
+        }
+    }
+    const DatasetPair data = load_dataset(cfg.dataset, cfg.data_dir, folder_options);
     const ImageDataset &train = data.train;
+    if (resumed_meta) check_same_classes(resume_from, resumed_meta->class_names, train);
     at::manual_seed(cfg.seed);  // same seed, same initial student (and data order, via the loader)
     ModelHandle student = build_model(cfg.model, train.channels(), train.height(), train.width(), train.num_classes);
     ModelHandle teacher;
     const bool distill = objectives->needs_teacher();
-    if (distill) teacher = load_teacher(cfg.teacher, train.channels(), train.height(), train.width(), train.num_classes);
+    if (distill) {
+        teacher = load_teacher(cfg.teacher, train.channels(), train.height(), train.width(), train.num_classes);
+        if (is_dtokd_checkpoint(cfg.teacher))
+            check_same_classes(cfg.teacher, read_checkpoint_meta(cfg.teacher).class_names, train);
+    }
     RunResult result;
     at::Tensor cached_logits;
     if (distill && cfg.teacher_cache && !cfg.augment && !objectives->teacher_taps().any()) {
@@ -189,7 +237,8 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
             cfg.cache_dir.empty() ? (fs::path(cfg.out).parent_path() / "cache").string() : cfg.cache_dir;
         // Data-parallel: the lead fills the cache, then the others read it.
         if (!lead) barrier(ranks);
-        TeacherLogits tl = teacher_logits_for(teacher, cfg.teacher, train, cache_dir, cfg.progress);
+        TeacherLogits tl = teacher_logits_for(teacher, cfg.teacher, train, cache_dir, cfg.progress,
+                                              loader_workers_for(cfg), cfg.skip_bad_images);
         if (lead) barrier(ranks);
         cached_logits = tl.logits;
         result.teacher_logits_cached = tl.from_cache;
@@ -204,7 +253,7 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     engine_options.kd = kd_options_for(cfg);
     engine_options.collective = ranks;
     StepEngine engine(std::move(student), std::move(teacher), std::move(objectives), std::move(policy),
-                      probe_images(train), context, engine_options);
+                      probe_images(train, cfg.skip_bad_images), context, engine_options);
     if (cached_logits.defined()) engine.use_cached_teacher_logits(cached_logits);
     const std::unique_ptr<BatchLoader> train_loader = train_loader_for(cfg, train, engine.objectives(), ranks);
     BatchLoader &loader = *train_loader;
@@ -278,6 +327,11 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
         meta.config = resolved_config;
         meta.optimizer_kind = cfg.optimizer;
         meta.optimizer_steps = engine.optimizer().steps_taken();
+        if (train.files) {
+            meta.class_names = train.class_names;
+            meta.mean = train.mean;
+            meta.std = train.std;
+        }
         CheckpointEntries entries = engine.state();
         for (auto &e : loop_state_entries(loop)) entries.push_back(std::move(e));
         save_checkpoint(folder->path("checkpoint.pt"), *engine.student().module, meta, entries);
@@ -329,7 +383,7 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
         er.seconds = since(epoch_start);  // a resumed epoch: its part in this process
         er.images_per_second = double(images) / er.seconds;
         er.data_wait_fraction = (loader.wait_seconds() - wait_before) / er.seconds;
-        er.test_accuracy = accuracy(engine.student(), data.test, ranks);
+        er.test_accuracy = accuracy(engine.student(), data.test, ranks, loader_workers_for(cfg), cfg.skip_bad_images);
         loop.epochs.push_back(er);
         if (er.test_accuracy > loop.best_test_accuracy || loop.best_epoch < 0) {
             loop.best_test_accuracy = er.test_accuracy;
@@ -351,6 +405,16 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     result.final_test_accuracy = loop.epochs.empty() ? 0 : loop.epochs.back().test_accuracy;
     result.resumed = resume;
     result.ranks = ranks ? ranks->world_size() : 1;
+    if (train.files) {
+        result.class_names = train.class_names;
+        result.mean = train.mean;
+        result.std = train.std;
+        // Left out when listed, and (this rank's) files that failed to decode while training.
+        std::set<std::string> bad(train.left_out.begin(), train.left_out.end());
+        bad.insert(data.test.left_out.begin(), data.test.left_out.end());
+        for (const std::string &b : loader.bad_images()) bad.insert(b);
+        result.bad_images.assign(bad.begin(), bad.end());
+    }
     // Everything this rank summed or broadcast (steps, evaluations, barriers) per step taken here.
     if (ranks && loop.step > steps_before)
         result.collective_bytes_per_step = double(ranks->bytes()) / double(loop.step - steps_before);
@@ -365,7 +429,7 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
 }
 
 std::string summary_json(const TrainConfig &cfg, const RunResult &r) {
-    const Json j = {{"model", cfg.model},
+    Json j = {{"model", cfg.model},
                     {"method", cfg.method},
                     {"dataset", cfg.dataset},
                     {"epochs", r.epochs.size()},
@@ -380,14 +444,35 @@ std::string summary_json(const TrainConfig &cfg, const RunResult &r) {
                     {"resumed", r.resumed},
                     {"ranks", r.ranks},
                     {"collective_bytes_per_step", r.collective_bytes_per_step}};
+    if (!r.class_names.empty()) {
+        j["classes"] = r.class_names;
+        j["normalization"] = {{"mean", r.mean}, {"std", r.std}};
+        j["bad_images"] = {{"count", r.bad_images.size()}, {"files", r.bad_images}};
+    }
     return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 double evaluate_checkpoint(const std::string &checkpoint, const TrainConfig &cfg) {
-    const DatasetPair data = load_dataset(cfg.dataset, cfg.data_dir);
+    ImageFolderOptions folder_options = folder_options_for(cfg);
+    CheckpointMeta meta;
+    if (is_dtokd_checkpoint(checkpoint)) {
+        // A model trained on an image folder is evaluated with its own input size,
+        // channels, normalization and crop (statistics of the evaluation set would differ).
+        meta = read_checkpoint_meta(checkpoint);
+        if (!meta.mean.empty()) {
+            folder_options.image_size = int(meta.height);
+            folder_options.channels = int(meta.in_channels);
+            folder_options.mean = meta.mean;
+            folder_options.std = meta.std;
+            if (const auto fraction = config_number(meta.config, "center-crop-fraction"))
+                folder_options.center_crop_fraction = *fraction;
+        }
+    }
+    const DatasetPair data = load_dataset(cfg.dataset, cfg.data_dir, folder_options);
+    check_same_classes(checkpoint, meta.class_names, data.test);
     ModelHandle model = load_teacher(checkpoint, data.test.channels(), data.test.height(), data.test.width(),
                                     data.test.num_classes);
-    return accuracy(model, data.test);
+    return accuracy(model, data.test, nullptr, loader_workers_for(cfg), cfg.skip_bad_images);
 }
 
 }  // namespace dtokd

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "image_dataset.h"
+#include "dataset_registry.h"
 #include "scratch_data.h"
 
 namespace {
