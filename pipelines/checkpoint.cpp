@@ -5,6 +5,7 @@
 #include <torch/serialize/output-archive.h>
 #include <torch/nn/module.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -127,7 +128,8 @@ torch::serialize::InputArchive open_archive(const std::string &path, bool *verif
 // The metadata's keys (read_meta); everything else is weights or state.
 const char *const kMetaKeys[] = {"dtokd_format_version", "model_name", "num_classes", "in_channels", "height",
                                  "width", "epoch", "step", "config", "optimizer_kind", "optimizer_steps",
-                                 "optimizer_tensors" /* written by format 2 before state entries */};
+                                 "optimizer_tensors" /* written by format 2 before state entries */,
+                                 "class_names", "normalization_mean", "normalization_std"};
 
 bool is_meta_key(const std::string &key) {
     for (const char *k : kMetaKeys)
@@ -165,6 +167,29 @@ CheckpointMeta read_meta(torch::serialize::InputArchive &ar, const std::string &
     m.config = read_text(ar, "config", path);
     m.optimizer_kind = read_text(ar, "optimizer_kind", path);
     m.optimizer_steps = read_int(ar, "optimizer_steps", path);
+    // Optional entries: only image-folder runs write them.
+    const std::vector<std::string> keys = entry_keys(ar, path);
+    auto has = [&](const char *key) { return std::find(keys.begin(), keys.end(), key) != keys.end(); };
+    if (has("class_names")) {
+        const std::string names = read_text(ar, "class_names", path);
+        for (size_t at = 0; at < names.size();) {
+            const size_t end = std::min(names.find('\n', at), names.size());
+            m.class_names.push_back(names.substr(at, end - at));
+            at = end + 1;
+        }
+        if (int64_t(m.class_names.size()) != m.num_classes)
+            bad_entry(path, "class_names", "names " + std::to_string(m.class_names.size()) + " classes; expected " +
+                                               std::to_string(m.num_classes));
+    }
+    for (const auto &[key, out] : {std::pair{"normalization_mean", &m.mean}, std::pair{"normalization_std", &m.std}}) {
+        if (!has(key)) continue;
+        const at::Tensor t = read_entry(ar, key, path);
+        if (t.scalar_type() != at::kDouble || t.dim() != 1 || t.numel() != m.in_channels)
+            bad_entry(path, key, "is a " + std::string(c10::toString(t.scalar_type())) + " tensor of shape " +
+                                     c10::str(t.sizes()) + "; expected " + std::to_string(m.in_channels) + " doubles");
+        const at::Tensor c = t.contiguous();
+        out->assign(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
+    }
     return m;
 }
 
@@ -187,6 +212,17 @@ void save_checkpoint(const std::string &path, const torch::nn::Module &model, co
     ar.write("config", text(meta.config));
     ar.write("optimizer_kind", text(meta.optimizer_kind));
     ar.write("optimizer_steps", scalar(meta.optimizer_steps));
+    if (!meta.class_names.empty()) {
+        std::string names;
+        for (const std::string &n : meta.class_names) {
+            if (n.find('\n') != std::string::npos)
+                throw std::invalid_argument("class name '" + n + "' holds a line break");
+            names += (names.empty() ? "" : "\n") + n;
+        }
+        ar.write("class_names", text(names));
+    }
+    if (!meta.mean.empty()) ar.write("normalization_mean", at::tensor(meta.mean, at::kDouble));
+    if (!meta.std.empty()) ar.write("normalization_std", at::tensor(meta.std, at::kDouble));
     for (const auto &p : model.named_parameters(true)) ar.write("param/" + p.key(), p.value().detach().cpu());
     for (const auto &b : model.named_buffers(true)) ar.write("buffer/" + b.key(), b.value().detach().cpu());
     for (const auto &[key, t] : state) ar.write(key, t.detach().cpu());

@@ -29,6 +29,10 @@ struct CheckpointMeta {
     std::string config;  // resolved config (TOML text)
     std::string optimizer_kind;
     int64_t optimizer_steps = 0;
+    // Image-folder runs (absent, so empty, in others and in older checkpoints): the class
+    // names in label order and the input normalization the model was trained with.
+    std::vector<std::string> class_names;
+    std::vector<double> mean, std;
 };
 
 // Named tensors beside the weights: what a run needs to continue (optimizer state as

@@ -9,17 +9,49 @@
 
 namespace dtokd {
 
+void add_data_options(CLI::App *app, TrainConfig &c) {
+    app->add_option("--dataset", c.dataset, "fashion-mnist | mnist | cifar10 | cifar100 | folder")
+        ->capture_default_str();
+    app->add_option("--data", c.data_dir,
+                    "dataset folder (default: the Debian fashion-mnist package); folder: DIR/train/<class>/*, "
+                    "DIR/val/<class>/* (JPEG, PNG)");
+    app->add_option("--image-size", c.image_size, "folder: the square input size images are cropped/resized to")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 4096));
+    app->add_option("--channels", c.channels, "folder: 1 (grey) or 3 (RGB); 0 = 1 when every training image is grey")
+        ->capture_default_str()
+        ->check(CLI::IsMember({0, 1, 3}));
+    app->add_option("--center-crop-fraction", c.center_crop_fraction,
+                    "folder, evaluation: resize to image-size / fraction, then crop the centre")
+        ->capture_default_str();
+    app->add_option("--min-crop-scale", c.min_crop_scale,
+                    "folder with --augment: RandomResizedCrop's smallest area fraction")
+        ->capture_default_str();
+    app->add_option("--mean", c.mean, "folder: normalization mean per channel (default: computed from train)")
+        ->delimiter(',')
+        ->expected(0, -1);
+    app->add_option("--std", c.std, "folder: normalization std per channel (default: computed from train)")
+        ->delimiter(',')
+        ->expected(0, -1);
+    app->add_flag("--skip-bad-images,!--no-skip-bad-images", c.skip_bad_images,
+                  "folder: leave out unreadable image files (listed in summary.json) instead of failing")
+        ->capture_default_str();
+    app->add_option("--workers", c.workers, "threads making batches (0 = 1, or the cores for folder)")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+}
+
 void add_common_options(CLI::App *app, TrainConfig &c, std::string &config_file, std::string *resume) {
     app->add_option("--config", config_file, "TOML config file (keys are the long option names; flags win)");
     if (resume != nullptr)
         app->add_option("--resume", *resume,
                         "continue the interrupted (or finished, with a larger --epochs) run RUN from its last "
                         "checkpoint, with its own config.toml (flags may change only --epochs and reporting)");
-    app->add_option("--dataset", c.dataset, "fashion-mnist | mnist | cifar10 | cifar100")->capture_default_str();
-    app->add_option("--data", c.data_dir, "dataset folder (default: the Debian fashion-mnist package)");
+    add_data_options(app, c);
     app->add_option("--model", c.model, "zoo model to train (the student)")->capture_default_str();
     app->add_option("--out", c.out, "run directory to create (never overwritten)");
-    app->add_flag("--augment,!--no-augment", c.augment, "random crop (padding 4) + horizontal flip")
+    app->add_flag("--augment,!--no-augment", c.augment,
+                  "random crop (padding 4; folder: RandomResizedCrop) + horizontal flip")
         ->capture_default_str();
     app->add_option("--batch-size", c.batch_size)->capture_default_str()->check(CLI::PositiveNumber);
     app->add_option("--epochs", c.epochs)->capture_default_str()->check(CLI::PositiveNumber);

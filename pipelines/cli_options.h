@@ -15,6 +15,8 @@ namespace dtokd {
 // The options of every training run; `config_file` receives --config and, when given,
 // `resume` receives --resume (the CLI's; a config file never sets it).
 void add_common_options(CLI::App *app, TrainConfig &c, std::string &config_file, std::string *resume = nullptr);
+// --dataset, --data and how image folders are read (train, distill and eval).
+void add_data_options(CLI::App *app, TrainConfig &c);
 // The distillation options (method, objectives, teacher, their hyper-parameters).
 void add_distill_options(CLI::App *app, TrainConfig &c);
 

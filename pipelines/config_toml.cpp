@@ -25,6 +25,17 @@ toml::table config_table(const TrainConfig &c) {
     text("dataset", c.dataset);
     text("data", c.data_dir);
     t.insert("augment", c.augment);
+    // Only for image folders: the configs of other runs (and their checkpoints) stay as they were.
+    if (c.dataset == "folder") {
+        t.insert("image-size", c.image_size);
+        t.insert("channels", c.channels);
+        t.insert("center-crop-fraction", c.center_crop_fraction);
+        t.insert("min-crop-scale", c.min_crop_scale);
+        if (!c.mean.empty()) t.insert("mean", array_of(c.mean));
+        if (!c.std.empty()) t.insert("std", array_of(c.std));
+        t.insert("skip-bad-images", c.skip_bad_images);
+    }
+    t.insert("workers", c.workers);
     t.insert("batch-size", c.batch_size);
     text("model", c.model);
     text("teacher", c.teacher);
@@ -123,6 +134,14 @@ std::string config_toml(const TrainConfig &config, const std::string &header, co
     std::ostringstream os;
     os << "# " << header << "\n" << toml::toml_formatter{t, flags} << "\n";
     return os.str();
+}
+
+std::optional<double> config_number(const std::string &toml_text, const std::string &key) {
+    const toml::table t = parse(toml_text, "config");
+    const toml::node *n = t.get(key);
+    if (n == nullptr) return std::nullopt;
+    if (const auto v = n->value<double>()) return *v;
+    throw std::runtime_error("config key '" + key + "' is " + value_text(n) + "; expected a number");
 }
 
 std::vector<std::string> config_differences(const std::string &before, const std::string &after,

@@ -125,8 +125,9 @@ int run(int argc, char **argv) {
     CLI::App *eval = app.add_subcommand("eval", "Test accuracy of a checkpoint or TorchScript model");
     std::string checkpoint;
     eval->add_option("checkpoint", checkpoint, "dtokd checkpoint or TorchScript file")->required();
-    eval->add_option("--dataset", eval_cfg.dataset)->capture_default_str();
-    eval->add_option("--data", eval_cfg.data_dir);
+    // A dtokd checkpoint trained on an image folder brings its own input size, channels,
+    // normalization and evaluation crop; the folder options are for other models.
+    dtokd::add_data_options(eval, eval_cfg);
 
     CLI::App *plot = app.add_subcommand(
         "plot", "PNG plots of runs: accuracy, losses, pi, gradient conflict (RUN/plots/; several runs also overlaid)");

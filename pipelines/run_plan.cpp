@@ -4,7 +4,9 @@
 #include "lr_schedule.h"
 #include "objective_registry.h"
 
+#include <algorithm>
 #include <stdexcept>
+#include <thread>
 
 namespace dtokd {
 
@@ -38,10 +40,38 @@ LoaderOptions train_loader_options_for(const TrainConfig &cfg) {
     o.batch_size = cfg.batch_size;
     o.shuffle = true;
     o.seed = cfg.seed;
+    o.workers = loader_workers_for(cfg);
     if (cfg.augment) {
-        o.crop_padding = 4;
+        // Image folders take torchvision's ImageNet-style RandomResizedCrop; in-memory
+        // sets (CIFAR) the padded crop of the reference CIFAR recipes.
+        if (cfg.dataset == "folder") {
+            o.random_resized_crop = true;
+            o.min_crop_scale = cfg.min_crop_scale;
+        } else {
+            o.crop_padding = 4;
+        }
         o.flip = true;
     }
+    o.skip_bad_images = cfg.dataset == "folder" && cfg.skip_bad_images;
+    return o;
+}
+
+int loader_workers_for(const TrainConfig &cfg) {
+    if (cfg.workers > 0) return cfg.workers;
+    if (cfg.dataset != "folder") return 1;
+    const int cores = cfg.threads > 0 ? cfg.threads : int(std::thread::hardware_concurrency());
+    return std::clamp(cores, 1, 8);
+}
+
+ImageFolderOptions folder_options_for(const TrainConfig &cfg) {
+    ImageFolderOptions o;
+    o.image_size = cfg.image_size;
+    o.channels = cfg.channels;
+    o.center_crop_fraction = cfg.center_crop_fraction;
+    o.mean = cfg.mean;
+    o.std = cfg.std;
+    o.skip_bad_images = cfg.skip_bad_images;
+    o.threads = loader_workers_for(cfg);
     return o;
 }
 
@@ -113,6 +143,20 @@ void check_train_config(const TrainConfig &cfg) {
     if (cfg.skip_limit < 1)
         throw std::invalid_argument("skip_limit is " + std::to_string(cfg.skip_limit) + "; expected >= 1");
     if (cfg.out.empty()) throw std::invalid_argument("no run directory: pass --out DIR");
+    if (cfg.dataset != "folder") {
+        const TrainConfig defaults;
+        std::vector<std::string> set;
+        if (cfg.image_size != defaults.image_size) set.push_back("image-size");
+        if (cfg.channels != defaults.channels) set.push_back("channels");
+        if (cfg.center_crop_fraction != defaults.center_crop_fraction) set.push_back("center-crop-fraction");
+        if (cfg.min_crop_scale != defaults.min_crop_scale) set.push_back("min-crop-scale");
+        if (!cfg.mean.empty()) set.push_back("mean");
+        if (!cfg.std.empty()) set.push_back("std");
+        if (cfg.skip_bad_images) set.push_back("skip-bad-images");
+        if (!set.empty())
+            throw std::invalid_argument("option " + set.front() + " applies to image folders (dataset 'folder'); "
+                                        "dataset '" + cfg.dataset + "' has its own fixed size and normalization");
+    }
     if (cfg.method == "ce" && !cfg.objectives.empty() && cfg.objectives != std::vector<std::string>{"ce"})
         throw std::invalid_argument("method 'ce' trains on the task loss alone; for fixed weights over --objectives "
                                     "use --method sum");

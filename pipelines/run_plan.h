@@ -8,6 +8,7 @@
 
 #include "batch_loader.h"
 #include "fused_optimizer.h"
+#include "image_folder.h"
 #include "kernels.h"
 #include "objective_list.h"
 #include "train_config.h"
@@ -26,6 +27,11 @@ OptimizerConfig optimizer_config_for(const TrainConfig &config);
 KdLossOptions kd_options_for(const TrainConfig &config);
 // Shuffled, seeded, augmented as configured (contrast negatives are the objectives' to ask).
 LoaderOptions train_loader_options_for(const TrainConfig &config);
+// Threads making batches: --workers, or (0) one for in-memory data and the cores (at most
+// 8) for image folders, which decode every image of every batch.
+int loader_workers_for(const TrainConfig &config);
+// How --dataset folder reads its images.
+ImageFolderOptions folder_options_for(const TrainConfig &config);
 
 // The objectives against the teacher option and the policy, before anything is written.
 void check_objectives(const TrainConfig &config, const ObjectiveList &objectives, const TradeoffPolicy &policy);

@@ -11,6 +11,7 @@
 
 #include "batch_loader.h"
 #include "content_hash.h"
+#include "image_folder.h"
 #include "teacher_logit_file.h"
 
 namespace dtokd {
@@ -23,7 +24,12 @@ uint64_t cache_key(const std::string &teacher_file, const ImageDataset &data) {
     std::ifstream in(teacher_file, std::ios::binary);
     std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     uint64_t h = fnv1a64(bytes.data(), bytes.size());
-    h = fnv1a64(data.images.data_ptr<uint8_t>(), size_t(data.images.numel()), h);
+    if (data.files) {
+        const uint64_t files = data.files->fingerprint();
+        h = fnv1a64(&files, sizeof files, h);
+    } else {
+        h = fnv1a64(data.images.data_ptr<uint8_t>(), size_t(data.images.numel()), h);
+    }
     h = fnv1a64(data.labels.data_ptr<int64_t>(), size_t(data.labels.numel()) * sizeof(int64_t), h);
     h = fnv1a64(data.mean.data(), data.mean.size() * sizeof(double), h);
     h = fnv1a64(data.std.data(), data.std.size() * sizeof(double), h);
@@ -33,7 +39,7 @@ uint64_t cache_key(const std::string &teacher_file, const ImageDataset &data) {
 }  // namespace
 
 TeacherLogits teacher_logits_for(ModelHandle &teacher, const std::string &teacher_file, const ImageDataset &data,
-                                 const std::string &cache_dir, bool progress) {
+                                 const std::string &cache_dir, bool progress, int workers, bool skip_bad_images) {
     const uint64_t key = cache_key(teacher_file, data);
     char name[64];
     snprintf(name, sizeof name, "teacher-logits-%016llx.bin", static_cast<unsigned long long>(key));
@@ -47,15 +53,18 @@ TeacherLogits teacher_logits_for(ModelHandle &teacher, const std::string &teache
     LoaderOptions opts;
     opts.batch_size = 512;
     opts.shuffle = false;
+    opts.workers = workers;
+    opts.skip_bad_images = skip_bad_images;
     BatchLoader loader(data, opts);
     loader.start_epoch(0);
-    out.logits = at::empty({data.size(), data.num_classes}, at::kFloat);
+    out.logits = at::zeros({data.size(), data.num_classes}, at::kFloat);
     teacher.set_train(false);
     at::NoGradGuard no_grad;
     int64_t done = 0;
     const bool live = progress && isatty(STDERR_FILENO);  // the \r counter only on a terminal
     if (progress && !live) std::cerr << "teacher logits: computing for " << data.size() << " images\n";
     while (auto batch = loader.next()) {
+        if (batch->labels.numel() == 0) continue;
         const at::Tensor z = teacher.forward(batch->images);
         out.logits.index_copy_(0, batch->indices, z.to(at::kFloat));
         done += batch->labels.numel();

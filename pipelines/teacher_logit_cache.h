@@ -18,7 +18,10 @@ struct TeacherLogits {
     std::string path;
 };
 
+// `workers`: threads making the batches; with `skip_bad_images` an image file that cannot
+// be decoded gets zero logits (training leaves that file out too).
 TeacherLogits teacher_logits_for(ModelHandle &teacher, const std::string &teacher_file, const ImageDataset &data,
-                                 const std::string &cache_dir, bool progress);
+                                 const std::string &cache_dir, bool progress, int workers = 1,
+                                 bool skip_bad_images = false);
 
 }  // namespace dtokd

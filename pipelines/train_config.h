@@ -9,9 +9,18 @@ namespace dtokd {
 
 struct TrainConfig {
     // Data
-    std::string dataset = "fashion-mnist";  // fashion-mnist | mnist | cifar10 | cifar100
+    std::string dataset = "fashion-mnist";  // fashion-mnist | mnist | cifar10 | cifar100 | folder
     std::string data_dir;                   // empty: the Debian package's folder (fashion-mnist)
-    bool augment = false;                   // random crop (padding 4) + flip; CIFAR configs turn it on
+    // Random crop (padding 4; image folders: RandomResizedCrop) + flip; CIFAR configs turn it on.
+    bool augment = false;
+    // Image folders (--dataset folder, image_folder.h).
+    int image_size = 32;
+    int channels = 0;                     // 1 or 3; 0: 1 when every training image is grey
+    double center_crop_fraction = 0.875;  // evaluation: resize to image-size / fraction, crop the centre
+    double min_crop_scale = 0.08;         // --augment: RandomResizedCrop's smallest area fraction
+    std::vector<double> mean, std;        // normalization; empty: computed from the training images
+    bool skip_bad_images = false;         // leave out (and list) unreadable files instead of failing
+    int workers = 0;                      // threads making batches; 0: 1, or the cores for image folders
     int64_t batch_size = 128;
     // Models
     std::string model = "cnn_small";
