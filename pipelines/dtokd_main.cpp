@@ -1,4 +1,4 @@
-// The dtokd command line: train | distill | eval | plot | info | autotune, and the default
+// The dtokd command line: train | distill | eval | plot | export | info | autotune, and the default
 // job (no subcommand). Options come from a TOML config file (--config, read with
 // toml++; unknown keys and wrong types are errors naming the key) overridden by
 // flags. Only main() decides exit codes: every library error is one exception
@@ -25,6 +25,7 @@
 #include "config_file.h"
 #include "config_toml.h"
 #include "default_job.h"
+#include "export_command.h"
 #include "kernel_autotune.h"
 #include "kernel_selection.h"
 #include "tuning_file.h"
@@ -136,6 +137,21 @@ int run(int argc, char **argv) {
     plot->add_option("runs", plot_runs, "run folders (their --out)")->required();
     plot->add_option("--out", plot_out, "folder for the overlay of several runs")->capture_default_str();
 
+    CLI::App *export_cmd = app.add_subcommand(
+        "export", "Write a run's student for PyTorch: a state_dict (torch.load + load_state_dict) or TorchScript");
+    dtokd::ExportOptions export_opts;
+    export_cmd->add_option("run", export_opts.run, "run folder (its final checkpoint.pt) or a dtokd checkpoint file")
+        ->required();
+    export_cmd->add_option("--out", export_opts.out, "file to write (e.g. student.pth)")->required();
+    export_cmd
+        ->add_option("--format", export_opts.format,
+                     "pytorch: a state_dict whose keys are those of the zoo's PyTorch code (dtokd_zoo.py beside "
+                     "dtokd; RepDistiller/mdistiller for CIFAR models) | torchscript: the scripted model (needs "
+                     "python3-torch)")
+        ->check(CLI::IsMember({"pytorch", "torchscript"}))
+        ->capture_default_str();
+    export_cmd->add_flag("--force", export_opts.force, "replace --out if it exists (default: refuse)");
+
     CLI::App *info = app.add_subcommand("info", "Print kernel targets, threads, versions and CPU features");
 
     CLI::App *autotune = app.add_subcommand(
@@ -188,6 +204,17 @@ int run(int argc, char **argv) {
     load_kernel_tuning(tuning);
     if (plot->parsed()) {
         dtokd::plot_runs(plot_runs, plot_out, args[0]);
+        return 0;
+    }
+    if (export_cmd->parsed()) {
+        const dtokd::ExportResult r = dtokd::export_student(export_opts, args[0]);
+        std::cout << "wrote " << export_opts.out << ": " << export_opts.format << " " << r.meta.model_name << " ("
+                  << r.meta.num_classes << " classes, input " << r.meta.in_channels << "x" << r.meta.height << "x"
+                  << r.meta.width << ", " << r.tensors << " state_dict tensors) from " << r.checkpoint << "\n";
+        if (export_opts.format == "pytorch")
+            std::cout << "load it with: model = dtokd_zoo.build(\"" << r.meta.model_name << "\", num_classes="
+                      << r.meta.num_classes << ", in_channels=" << r.meta.in_channels
+                      << "); model.load_state_dict(torch.load(\"" << export_opts.out << "\"))\n";
         return 0;
     }
     if (info->parsed()) {
