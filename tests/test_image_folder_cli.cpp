@@ -8,6 +8,7 @@
 
 #include "checkpoint.h"
 #include "cli_runner.h"
+#include "dataset_registry.h"
 #include "image_encode.h"
 #include "scratch_data.h"
 
@@ -164,6 +165,65 @@ TEST_F(FolderCli, ATeacherOrEvaluationSetOfOtherClassesIsOneError) {
                                 quoted(other.string()));
     EXPECT_EQ(e.code, 1) << e.output;
     EXPECT_TRUE(contains(e.output, "trained on other classes")) << e.output;
+}
+
+// The first `n` rows of a Fashion-MNIST split as IDX bytes, and as PNG files in class
+// folders "0".."9" (sorted = label order).
+dtokd_test::IdxSplit write_fashion_subset(const dtokd::ImageDataset &d, int64_t n, const fs::path &folder) {
+    dtokd_test::IdxSplit idx;
+    for (int k = 0; k < 10; k++) fs::create_directories(folder / std::to_string(k));
+    for (int64_t i = 0; i < n; i++) {
+        const at::Tensor img = d.images[i].contiguous();
+        const uint8_t *px = img.data_ptr<uint8_t>();
+        idx.pixels.insert(idx.pixels.end(), px, px + 28 * 28);
+        const int64_t label = d.labels[i].item<int64_t>();
+        idx.labels.push_back(uint8_t(label));
+        dtokd::write_bytes((folder / std::to_string(label) / (std::to_string(i) + ".png")).string(),
+                           dtokd::encode_png(px, 28, 28, 1));
+    }
+    return idx;
+}
+
+// The same Fashion-MNIST images through the IDX reader and as PNG folders, with the IDX
+// normalization and an identity crop (so the inputs are the same pixels): only the data
+// order differs (folders list images by class), so the accuracies agree within noise.
+TEST_F(FolderCli, FashionMnistAsPngFoldersTrainsLikeTheIdxFiles) {
+    if (dtokd::default_fashion_mnist_dir().empty()) GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+    const dtokd::DatasetPair fm = dtokd::load_dataset("fashion-mnist", "");
+    const fs::path idx = root_->path() / "idx", png = root_->path() / "png";
+    fs::create_directories(idx);
+    const dtokd_test::IdxSplit train = write_fashion_subset(fm.train, 6000, png / "train");
+    const dtokd_test::IdxSplit test = write_fashion_subset(fm.test, 1000, png / "val");
+    dtokd_test::write_idx_dataset(idx.string(), train, test, 28, 28, false);
+    const std::string common = "--threads 1 train --model cnn_small --epochs 2 --no-progress ";
+    const std::string a = (root_->path() / "a").string(), b = (root_->path() / "b").string();
+    const CliResult ri = run_cli(common + "--dataset fashion-mnist --data " + quoted(idx.string()) + " --out " + quoted(a));
+    ASSERT_EQ(ri.code, 0) << ri.output;
+    const CliResult rf = run_cli(common + "--dataset folder --data " + quoted(png.string()) +
+                                 " --image-size 28 --center-crop-fraction 1 --mean 0.2860 --std 0.3530 --out " + quoted(b));
+    ASSERT_EQ(rf.code, 0) << rf.output;
+    const double acc_idx = Json::parse(slurp(a + "/summary.json"))["final_test_accuracy"];
+    const double acc_png = Json::parse(slurp(b + "/summary.json"))["final_test_accuracy"];
+    std::cout << "[ measured ] 6000 train / 1000 test, 2 epochs: IDX " << acc_idx << ", PNG folders " << acc_png << "\n";
+    EXPECT_GT(acc_idx, 0.7);
+    EXPECT_NEAR(acc_png, acc_idx, 0.03);
+}
+
+// pipelines/configs/image_folder.toml as its comment says: a teacher, then a DTO student.
+TEST_F(FolderCli, TheTemplateConfigTrainsATeacherAndDistillsAStudent) {
+    const std::string config = quoted(std::string(DTOKD_SOURCE_DIR) + "/pipelines/configs/image_folder.toml");
+    const std::string small = " --data " + quoted(data_.string()) + " --batch-size 8 --max-steps 2 --epochs 1 --no-progress";
+    const std::string teacher = (root_->path() / "teacher").string(), student = (root_->path() / "student").string();
+    const CliResult t = run_cli("--threads 1 train --config " + config + small + " --out " + quoted(teacher));
+    ASSERT_EQ(t.code, 0) << t.output;
+    const CliResult d = run_cli("--threads 1 distill --config " + config + small + " --teacher " +
+                                quoted(teacher + "/checkpoint.pt") + " --model resnet8x4 --method dto --out " +
+                                quoted(student));
+    ASSERT_EQ(d.code, 0) << d.output;
+    const Json summary = Json::parse(slurp(student + "/summary.json"));
+    EXPECT_EQ(summary["classes"], Json({"bright", "dark", "mid"}));
+    EXPECT_EQ(summary["steps"], 2);
+    EXPECT_EQ(dtokd::read_checkpoint_meta(student + "/checkpoint.pt").height, 32);
 }
 
 TEST_F(FolderCli, FolderOptionsWithABuiltInDatasetAreAnError) {
