@@ -59,6 +59,7 @@ int fuzz_config(const uint8_t *data, size_t size);       // a TOML config for `d
 int fuzz_checkpoint(const uint8_t *data, size_t size);   // [mode: 0 file as is, 1 payload framed with its checksum]
 int fuzz_tuning(const uint8_t *data, size_t size);       // a tuning file's text
 int fuzz_logit_cache(const uint8_t *data, size_t size);  // [mode: 0 file as is, 1 with its checksum fixed up]
+int fuzz_image(const uint8_t *data, size_t size);        // one JPEG or PNG file
 
 // The key the logit-cache target asks for (its seeds are written under it).
 constexpr uint64_t kFuzzLogitKey = 0x0123456789abcdefull;

@@ -16,6 +16,7 @@
 
 #include "checkpoint.h"
 #include "fuzz_support.h"
+#include "image_encode.h"
 #include "teacher_logit_file.h"
 
 namespace fs = std::filesystem;
@@ -156,6 +157,25 @@ int main(int argc, char **argv) {
     put(root / "logit_cache/valid-2x5-fixed-checksum", std::string(1, '\1') + logit_file(dtokd::fuzz::kFuzzLogitKey, 2, 5));
     put(root / "logit_cache/invalid-other-key", std::string(1, '\0') + logit_file(42, 4, 3));
     put(root / "logit_cache/invalid-truncated", std::string(1, '\0') + logits.substr(0, logits.size() - 4));
+    // Images: small PNG and JPEG files, grey and RGB; a cut one, a GIF, and a PNG whose
+    // header claims 30000 x 30000 pixels (its IHDR checksum redone, so only the size is wrong).
+    {
+        std::vector<uint8_t> px(7 * 5 * 3);
+        for (size_t i = 0; i < px.size(); i++) px[i] = uint8_t(i * 37);
+        auto text = [](const std::vector<uint8_t> &b) { return std::string(b.begin(), b.end()); };
+        const std::string png = text(dtokd::encode_png(px.data(), 7, 5, 3));
+        put(root / "image/valid-png-rgb-7x5", png);
+        put(root / "image/valid-png-grey-7x5", text(dtokd::encode_png(px.data(), 7, 5, 1)));
+        put(root / "image/valid-jpeg-rgb-7x5", text(dtokd::encode_jpeg(px.data(), 7, 5, 3)));
+        put(root / "image/valid-jpeg-grey-7x5", text(dtokd::encode_jpeg(px.data(), 7, 5, 1)));
+        put(root / "image/invalid-png-cut", png.substr(0, png.size() / 2));
+        put(root / "image/invalid-gif", std::string("GIF89a\x01\x00\x01\x00\x00\x00\x00;", 14));
+        std::string huge = png;  // IHDR: length(4) "IHDR"(4) width(4) height(4) ... crc, from byte 8
+        for (int at : {16, 20}) huge.replace(size_t(at), 4, std::string("\x00\x00\x75\x30", 4));
+        const uLong crc = crc32(0, reinterpret_cast<const Bytef *>(huge.data() + 12), 17);
+        for (int i = 0; i < 4; i++) huge[size_t(29 + i)] = char((crc >> (24 - 8 * i)) & 0xff);
+        put(root / "image/invalid-png-30000x30000-header", huge);
+    }
     std::cout << "wrote the binary seeds under " << root << "\n";
     return 0;
 }

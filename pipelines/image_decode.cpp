@@ -105,9 +105,13 @@ void begin_png(PngImage &png, const uint8_t *bytes, size_t size, const std::stri
 int png_channels(const png_image &image) { return (image.format & PNG_FORMAT_FLAG_COLOR) ? 3 : 1; }
 
 void check_size(int w, int h, const std::string &name) {
-    // 2^15 on a side keeps w*h*3 far from overflow and refuses absurd headers.
+    // A header is a few bytes: without a bound, a corrupt one makes the decoder allocate
+    // gigabytes before the data runs out. 2^26 pixels is a 67-megapixel photo.
     if (w < 1 || h < 1 || w > 32768 || h > 32768)
         fail(name, "image size " + std::to_string(w) + "x" + std::to_string(h) + "; expected 1..32768 on each side");
+    if (int64_t(w) * int64_t(h) > kMaxImagePixels)
+        fail(name, "image of " + std::to_string(w) + "x" + std::to_string(h) + " pixels; dtokd reads at most " +
+                       std::to_string(kMaxImagePixels) + " pixels per image");
 }
 
 }  // namespace
@@ -162,6 +166,10 @@ DecodedImage decode_image(const uint8_t *bytes, size_t size, int channels, const
         img.height = int(png.image.height);
         check_size(img.width, img.height, name);
         stride_channels = int(PNG_IMAGE_PIXEL_CHANNELS(png.image.format));
+        // Deflate expands at most 1032:1, so larger pixels than that cannot be in the file.
+        if (uint64_t(PNG_IMAGE_SIZE(png.image)) > 1040ull * size + 4096)
+            fail(name, "corrupt PNG (" + std::to_string(img.width) + "x" + std::to_string(img.height) +
+                           " pixels cannot come from " + std::to_string(size) + " bytes)");
         native.resize(PNG_IMAGE_SIZE(png.image));
         if (!png_image_finish_read(&png.image, nullptr, native.data(), 0, nullptr))
             fail(name, std::string("corrupt PNG (") + png.image.message + ")");

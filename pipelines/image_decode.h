@@ -10,6 +10,9 @@ namespace dtokd {
 
 enum class ImageFormat { jpeg, png };
 
+// Larger headers are refused (before any allocation).
+constexpr int64_t kMaxImagePixels = int64_t(1) << 26;
+
 struct ImageHeader {
     ImageFormat format = ImageFormat::png;
     int width = 0, height = 0;

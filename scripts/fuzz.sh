@@ -4,14 +4,14 @@
 # so the repo's corpus does not grow. Writes one summary line per target and exits
 # non-zero when any target found a crash, hang (-timeout) or OOM (-rss_limit_mb).
 # Usage: scripts/fuzz.sh [seconds-per-target (default 60)] [target...]
-# Targets: idx idx_gz cifar config checkpoint tuning logit_cache (default: all).
+# Targets: idx idx_gz cifar config checkpoint tuning logit_cache image (default: all).
 # Env: DTOKD_FUZZ_BUILD (build folder), DTOKD_FUZZ_OUT (run folder: corpora, logs,
 # artifacts, summary.txt; default build-fuzz/runs/<date>).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 seconds="${1:-60}"
 shift || true
-all=(idx idx_gz cifar config checkpoint tuning logit_cache)
+all=(idx idx_gz cifar config checkpoint tuning logit_cache image)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
 for t in "${targets[@]}"; do
@@ -19,7 +19,7 @@ for t in "${targets[@]}"; do
 done
 
 # The fuzz build's own packages (the main setup does not need clang).
-packages=(clang-14 libclang-rt-14-dev cmake ninja-build ccache libtorch-dev zlib1g-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev)
+packages=(clang-14 libclang-rt-14-dev cmake ninja-build ccache libtorch-dev zlib1g-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libjpeg62-turbo-dev libpng-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

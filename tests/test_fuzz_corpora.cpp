@@ -36,7 +36,8 @@ struct Target {
 
 const Target kTargets[] = {{"idx", fuzz_idx},          {"idx_gz", fuzz_idx},    {"cifar", fuzz_cifar},
                            {"config", fuzz_config},    {"checkpoint", fuzz_checkpoint},
-                           {"tuning", fuzz_tuning},    {"logit_cache", fuzz_logit_cache}};
+                           {"tuning", fuzz_tuning},    {"logit_cache", fuzz_logit_cache},
+                           {"image", fuzz_image}};
 
 std::string slurp(const fs::path &path) {
     std::ifstream in(path, std::ios::binary);

@@ -124,6 +124,11 @@ TEST(ImageDecode, BadFilesAreOneErrorNamingThem) {
     expect_error([&] { dtokd::read_image_header(stub.data(), stub.size(), "cat/7.png"); }, {"cat/7.png", "corrupt PNG"});
     expect_error<std::invalid_argument>([&] { dtokd::decode_image(png.data(), png.size(), 2, "cat/7.png"); },
                                         {"cat/7.png", "2 channels"});
+    // A 107-byte PNG whose header claims 30000 x 30000: refused at the header, before any
+    // allocation (the fuzz seed of the image target).
+    const Bytes huge = dtokd_test::read_bytes(std::string(DTOKD_SOURCE_DIR) + "/fuzz/corpus/image/invalid-png-30000x30000-header");
+    expect_error([&] { dtokd::read_image_header(huge.data(), huge.size(), "big.png"); },
+                 {"big.png", "30000x30000", "at most 67108864 pixels"});
 }
 
 }  // namespace
