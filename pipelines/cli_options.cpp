@@ -36,6 +36,12 @@ void add_data_options(CLI::App *app, TrainConfig &c) {
     app->add_flag("--skip-bad-images,!--no-skip-bad-images", c.skip_bad_images,
                   "folder: leave out unreadable image files (listed in summary.json) instead of failing")
         ->capture_default_str();
+    app->add_option("--train-fraction", c.train_fraction,
+                    "train on this stratified fraction of the training images (per class; the same for every "
+                    "run with the same --subset-seed)")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 1.0));
+    app->add_option("--subset-seed", c.subset_seed, "which images --train-fraction keeps")->capture_default_str();
     app->add_option("--workers", c.workers, "threads making batches (0 = 1, or the cores for folder)")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);

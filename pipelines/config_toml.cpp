@@ -36,6 +36,10 @@ toml::table config_table(const TrainConfig &c) {
         t.insert("skip-bad-images", c.skip_bad_images);
     }
     t.insert("workers", c.workers);
+    if (c.train_fraction != 1.0) {  // absent otherwise: older runs' configs stay as they were
+        t.insert("train-fraction", c.train_fraction);
+        t.insert("subset-seed", int64_t(c.subset_seed));
+    }
     t.insert("batch-size", c.batch_size);
     text("model", c.model);
     text("teacher", c.teacher);

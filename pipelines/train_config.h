@@ -21,6 +21,10 @@ struct TrainConfig {
     std::vector<double> mean, std;        // normalization; empty: computed from the training images
     bool skip_bad_images = false;         // leave out (and list) unreadable files instead of failing
     int workers = 0;                      // threads making batches; 0: 1, or the cores for image folders
+    // The label-scarce regime: train on this stratified fraction of the training split,
+    // chosen by subset_seed alone (dataset_subset.h); evaluation uses the whole test split.
+    double train_fraction = 1.0;
+    uint64_t subset_seed = 0;
     int64_t batch_size = 128;
     // Models
     std::string model = "cnn_small";

@@ -20,6 +20,7 @@
 #include "config_toml.h"
 #include "fault_injection.h"
 #include "dataset_registry.h"
+#include "dataset_subset.h"
 #include "lr_schedule.h"
 #include "metrics_log.h"
 #include "model_handle.h"
@@ -219,7 +220,7 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
         }
     }
     const DatasetPair data = load_dataset(cfg.dataset, cfg.data_dir, folder_options);
-    const ImageDataset &train = data.train;
+    const ImageDataset train = stratified_subset(data.train, cfg.train_fraction, cfg.subset_seed);
     if (resumed_meta) check_same_classes(resume_from, resumed_meta->class_names, train);
     at::manual_seed(cfg.seed);  // same seed, same initial student (and data order, via the loader)
     ModelHandle student = build_model(cfg.model, train.channels(), train.height(), train.width(), train.num_classes);
@@ -405,6 +406,7 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     result.final_test_accuracy = loop.epochs.empty() ? 0 : loop.epochs.back().test_accuracy;
     result.resumed = resume;
     result.ranks = ranks ? ranks->world_size() : 1;
+    result.train_samples = train.size();
     if (train.files) {
         result.class_names = train.class_names;
         result.mean = train.mean;
@@ -443,7 +445,8 @@ std::string summary_json(const TrainConfig &cfg, const RunResult &r) {
                     {"teacher_logits_cached", r.teacher_logits_cached},
                     {"resumed", r.resumed},
                     {"ranks", r.ranks},
-                    {"collective_bytes_per_step", r.collective_bytes_per_step}};
+                    {"collective_bytes_per_step", r.collective_bytes_per_step},
+                    {"train_samples", r.train_samples}};
     if (!r.class_names.empty()) {
         j["classes"] = r.class_names;
         j["normalization"] = {{"mean", r.mean}, {"std", r.std}};

@@ -28,6 +28,7 @@ struct RunResult {
     bool resumed = false;
     int ranks = 1;  // data-parallel processes
     double collective_bytes_per_step = 0;  // summed or broadcast by a rank per step (0: one process)
+    int64_t train_samples = 0;             // training images (after --train-fraction)
     // Image folders: the classes in label order, the normalization, and the files left
     // out as unreadable ("path: why").
     std::vector<std::string> class_names, bad_images;
