@@ -71,7 +71,8 @@ bool run_jpeg(const uint8_t *bytes, size_t size, bool body, int *w, int *h, int 
         jpeg_start_decompress(&cinfo);
         const size_t stride = size_t(cinfo.output_width) * size_t(cinfo.output_components);
         out->resize(stride * cinfo.output_height);
-        while (cinfo.output_scanline < cinfo.output_height) {
+        // Stops at the first warning: a cut file would otherwise be padded to its full height.
+        while (cinfo.output_scanline < cinfo.output_height && cinfo.err->num_warnings == 0) {
             JSAMPROW row = out->data() + stride * cinfo.output_scanline;
             jpeg_read_scanlines(&cinfo, &row, 1);
         }
