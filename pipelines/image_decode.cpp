@@ -12,26 +12,14 @@
 #include <jpeglib.h>
 #include <png.h>
 
+#include "jpeg_error.h"
+
 namespace dtokd {
 
 namespace {
 
 [[noreturn]] void fail(const std::string &name, const std::string &what) {
     throw std::runtime_error(name + ": " + what);
-}
-
-// libjpeg reports errors through a callback that must not return: longjmp back to
-// the caller, which turns the message into an exception (no C++ objects live between).
-struct JpegError {
-    jpeg_error_mgr mgr;
-    jmp_buf jump;
-    char message[JMSG_LENGTH_MAX];
-};
-
-void jpeg_error_exit(j_common_ptr cinfo) {
-    auto *err = reinterpret_cast<JpegError *>(cinfo->err);
-    (*cinfo->err->format_message)(cinfo, err->message);
-    longjmp(err->jump, 1);
 }
 
 // Warnings (e.g. a truncated file, which libjpeg pads with grey) are counted, not

@@ -10,6 +10,8 @@
 #include <jpeglib.h>
 #include <png.h>
 
+#include "jpeg_error.h"
+
 namespace dtokd {
 
 namespace {
@@ -18,18 +20,6 @@ void check_channels(int channels, const char *what) {
     if (channels != 1 && channels != 3)
         throw std::invalid_argument(std::string(what) + ": " + std::to_string(channels) +
                                     " channels; expected 1 or 3");
-}
-
-struct JpegError {
-    jpeg_error_mgr mgr;
-    jmp_buf jump;
-    char message[JMSG_LENGTH_MAX];
-};
-
-void jpeg_error_exit(j_common_ptr cinfo) {
-    auto *err = reinterpret_cast<JpegError *>(cinfo->err);
-    (*cinfo->err->format_message)(cinfo, err->message);
-    longjmp(err->jump, 1);
 }
 
 // libjpeg allocates the output with malloc; copied out and freed on every path.

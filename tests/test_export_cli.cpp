@@ -38,25 +38,12 @@ struct Student {
 
 // Runs tests/python/export_check.py on `state_dict` (and `torchscript`, "" for none).
 TensorDict pytorch_side(const Student &s, const std::string &state_dict, const std::string &torchscript,
-                        const torch::Tensor &x, const ScratchDir &dir) {
-    c10::Dict<std::string, torch::Tensor> in;
-    in.insert("x", x);
-    const std::vector<char> bytes = torch::pickle_save(in);
-    const std::string in_path = dir / "x.pt", out_path = dir / "pytorch.pt";
-    std::ofstream(in_path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
-    const std::string cmd = std::string(kTorchPython) + " " + DTOKD_SOURCE_DIR + "/tests/python/export_check.py " +
-                            quoted(zoo_module()) + " " + s.name + " " + std::to_string(s.classes) + " " +
-                            std::to_string(s.in_channels) + " " + quoted(state_dict) + " " +
-                            (torchscript.empty() ? "-" : quoted(torchscript)) + " " + quoted(in_path) + " " +
-                            quoted(out_path);
-    const int status = std::system(cmd.c_str());
-    if (status != 0) throw std::runtime_error(cmd + ": exit status " + std::to_string(status));
-    std::ifstream f(out_path, std::ios::binary);
-    const std::vector<char> out_bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    TensorDict out;
-    for (const auto &e : torch::pickle_load(out_bytes).toGenericDict())
-        out[e.key().toStringRef()] = e.value().toTensor();
-    return out;
+                        const torch::Tensor &x) {
+    return run_python_tensor_dicts(std::string(kTorchPython) + " " + DTOKD_SOURCE_DIR +
+                                       "/tests/python/export_check.py " + quoted(zoo_module()) + " " + s.name + " " +
+                                       std::to_string(s.classes) + " " + std::to_string(s.in_channels) + " " +
+                                       quoted(state_dict) + " " + (torchscript.empty() ? "-" : quoted(torchscript)),
+                                   {{"x", x}});
 }
 
 double max_abs_diff(const torch::Tensor &a, const torch::Tensor &b) {
@@ -85,7 +72,7 @@ void expect_pytorch_matches(const Student &s, const std::string &run, const std:
         torch::NoGradGuard no_grad;
         logits = model->forward(x);
     }
-    const TensorDict py = pytorch_side(s, pth, ts, x, dir);
+    const TensorDict py = pytorch_side(s, pth, ts, x);
 
     std::set<std::string> expected;
     auto expect_entry = [&](const std::string &key, const torch::Tensor &t) {

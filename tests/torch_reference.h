@@ -34,18 +34,17 @@ inline const std::string &torch_reference_unavailable() {
     return reason;
 }
 
-// Calls `function` of tests/python/<script> on `inputs` (see tests/python/reference_io.py)
-// and returns what it returned. Throws std::runtime_error with Python's exit status.
-inline TensorDict run_torch_reference(const std::string &script, const std::string &function,
-                                      const TensorDict &inputs) {
+// Runs `command IN OUT` (a Python script line), where IN holds `inputs` pickled as a dict
+// and the script writes a pickled dict of tensors to OUT; returns that dict. Throws
+// std::runtime_error with the command and Python's exit status.
+inline TensorDict run_python_tensor_dicts(const std::string &command, const TensorDict &inputs) {
     ScratchDir dir("torchref");
     c10::Dict<std::string, torch::Tensor> in;
     for (const auto &[k, v] : inputs) in.insert(k, v.detach().contiguous());
     const std::vector<char> bytes = torch::pickle_save(in);
     const std::string in_path = (dir.path() / "in.pt").string(), out_path = (dir.path() / "out.pt").string();
     std::ofstream(in_path, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
-    const std::string cmd = std::string(kTorchPython) + " " + DTOKD_SOURCE_DIR + "/tests/python/" + script + " " +
-                            function + " " + in_path + " " + out_path;
+    const std::string cmd = command + " " + in_path + " " + out_path;
     const int status = std::system(cmd.c_str());
     if (status != 0) throw std::runtime_error(cmd + ": exit status " + std::to_string(status));
     std::ifstream f(out_path, std::ios::binary);
@@ -54,6 +53,14 @@ inline TensorDict run_torch_reference(const std::string &script, const std::stri
     for (const auto &e : torch::pickle_load(out_bytes).toGenericDict())
         out[e.key().toStringRef()] = e.value().toTensor();
     return out;
+}
+
+// Calls `function` of tests/python/<script> on `inputs` (see tests/python/reference_io.py)
+// and returns what it returned. Throws std::runtime_error with Python's exit status.
+inline TensorDict run_torch_reference(const std::string &script, const std::string &function,
+                                      const TensorDict &inputs) {
+    return run_python_tensor_dicts(
+        std::string(kTorchPython) + " " + DTOKD_SOURCE_DIR + "/tests/python/" + script + " " + function, inputs);
 }
 
 // max|got - want| / max|want|: the relative error of a whole tensor (0 when both are 0).

@@ -20,8 +20,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from models import make_model  # noqa: E402
+# The zoo's PyTorch definitions (the ones `dtokd export` targets): the same modules, names and order.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models", "pytorch"))
+from dtokd_zoo import build  # noqa: E402
+
+
+def make_model(name, in_channels, num_classes):
+    return build(name, num_classes, in_channels)
 
 _DTYPES = {'float32': np.float32, 'int64': np.int64}
 
