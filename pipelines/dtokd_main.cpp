@@ -215,6 +215,18 @@ int run(int argc, char **argv) {
             std::cout << "load it with: model = dtokd_zoo.build(\"" << r.meta.model_name << "\", num_classes="
                       << r.meta.num_classes << ", in_channels=" << r.meta.in_channels
                       << "); model.load_state_dict(torch.load(\"" << export_opts.out << "\"))\n";
+        // An image-folder student: what a user's inference code must reproduce (also in
+        // the run's summary.json): the label order and the input normalization.
+        if (!r.meta.class_names.empty()) {
+            auto list = [](const auto &items) {
+                std::ostringstream os;
+                for (size_t i = 0; i < items.size(); i++) os << (i ? ", " : "") << items[i];
+                return os.str();
+            };
+            std::cout << "classes (label order): " << list(r.meta.class_names) << "\n"
+                      << "inputs: " << r.meta.height << "x" << r.meta.width << ", pixels / 255 normalized with mean ["
+                      << list(r.meta.mean) << "] std [" << list(r.meta.std) << "]\n";
+        }
         return 0;
     }
     if (info->parsed()) {

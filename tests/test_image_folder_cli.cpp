@@ -114,6 +114,11 @@ TEST_F(FolderCli, TrainsOnMixedImagesAndRecordsClassesNormalizationAndLeftOutFil
     char expected[32];
     std::snprintf(expected, sizeof expected, "%.6f", summary["final_test_accuracy"].get<double>());
     EXPECT_TRUE(contains(e.output, expected)) << e.output << " vs " << expected;
+    // export tells a PyTorch user the label order and the normalization.
+    const CliResult x = run_cli("export " + quoted(run) + " --out " + quoted((root_->path() / "s.pth").string()));
+    ASSERT_EQ(x.code, 0) << x.output;
+    EXPECT_TRUE(contains(x.output, "classes (label order): bright, dark, mid")) << x.output;
+    EXPECT_TRUE(contains(x.output, "inputs: 16x16, pixels / 255 normalized with mean [")) << x.output;
 }
 
 TEST_F(FolderCli, WithoutSkippingABadFileIsOneErrorNamingItAndNoRunIsLeft) {
