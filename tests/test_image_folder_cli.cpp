@@ -231,6 +231,23 @@ TEST_F(FolderCli, TheTemplateConfigTrainsATeacherAndDistillsAStudent) {
     EXPECT_EQ(dtokd::read_checkpoint_meta(student + "/checkpoint.pt").height, 32);
 }
 
+// The options DtokdCli.TheResolvedConfigHasEveryOption leaves to this test: a folder run
+// with a train fraction records each of them, and the run reads back from its config.
+TEST_F(FolderCli, ItsConfigRecordsEveryFolderOption) {
+    const std::string run = (root_->path() / "cfg").string(), again = (root_->path() / "again").string();
+    const CliResult r = run_cli(train_args(data_, "--mean 0.4,0.4,0.4 --std 0.2,0.2,0.2 --train-fraction 0.5 --subset-seed 3 "
+                                                  "--channels 3 --max-steps 2 --out " + quoted(run), 1));
+    ASSERT_EQ(r.code, 0) << r.output;
+    const std::string config = slurp(run + "/config.toml");
+    for (const char *key : {"image-size = 16", "channels = 3", "center-crop-fraction = 0.875", "min-crop-scale = 0.08",
+                            "mean = [", "std = [", "skip-bad-images = false", "train-fraction = 0.5", "subset-seed = 3"})
+        EXPECT_TRUE(contains(config, std::string("\n") + key)) << key << " is not in:\n" << config;
+    const CliResult a = run_cli("--threads 1 train --config " + quoted(run + "/config.toml") + " --out " + quoted(again));
+    ASSERT_EQ(a.code, 0) << a.output;
+    EXPECT_EQ(learning_curve(run), learning_curve(again));
+    EXPECT_EQ(Json::parse(slurp(again + "/summary.json"))["train_samples"], 18);  // half of 3 x 12
+}
+
 TEST_F(FolderCli, FolderOptionsWithABuiltInDatasetAreAnError) {
     const CliResult r = run_cli("train --dataset fashion-mnist --image-size 64 --out " +
                                 quoted((root_->path() / "x").string()));
