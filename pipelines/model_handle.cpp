@@ -159,6 +159,7 @@ ModelHandle load_teacher(const std::string &path, int in_channels, int height, i
                                      " inputs; the data is " + shape_text(in_channels, height, width));
         ModelHandle h = build_model(meta.model_name, in_channels, height, width, num_classes);
         load_checkpoint(path, *h.module);
+        h.class_names = meta.class_names;
         h.set_train(false);
         return h;
     }

@@ -17,6 +17,8 @@ namespace dtokd {
 struct ModelHandle {
     std::string name;  // zoo name, or "torchscript:<file>"
     int in_channels = 0, height = 0, width = 0, num_classes = 0;
+    // A dtokd checkpoint of an image-folder run: its class names in label order; else empty.
+    std::vector<std::string> class_names;
     std::shared_ptr<torch::nn::Module> module;  // null for TorchScript teachers
     std::function<at::Tensor(const at::Tensor &)> forward;  // logits
     // The same one forward, also returning the requested intermediate features. Asking for a

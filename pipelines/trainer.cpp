@@ -191,11 +191,12 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     }
     scheduled_lr(cfg.schedule, cfg.lr, 0, cfg.epochs, cfg.milestones, cfg.gamma);  // validates the name
     std::string resume_from;
+    std::optional<CheckpointMeta> resumed_meta;
     if (resume) {
         resume_from = RunFolder::resume_checkpoint(cfg.out);
-        const CheckpointMeta meta = read_checkpoint_meta(resume_from);
+        resumed_meta = read_checkpoint_meta(resume_from);
         const std::vector<std::string> diff =
-            config_differences(meta.config, resolved_config, resume_safe_keys(), resume_from);
+            config_differences(resumed_meta->config, resolved_config, resume_safe_keys(), resume_from);
         if (!diff.empty())
             throw std::invalid_argument(
                 cfg.out + ": the run was started with other options: " + joined(diff, ", ") +
@@ -209,11 +210,9 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
 
     // Everything that can fail on bad input happens before the run folder is written.
     ImageFolderOptions folder_options = folder_options_for(cfg);
-    std::optional<CheckpointMeta> resumed_meta;
-    if (resume) {
+    if (resumed_meta) {
         // A resumed image-folder run normalizes as it started (not with statistics of
         // files that may have changed since).
-        resumed_meta = read_checkpoint_meta(resume_from);
         if (!resumed_meta->mean.empty()) {
             folder_options.mean = resumed_meta->mean;
             folder_options.std = resumed_meta->std;
@@ -228,8 +227,7 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     const bool distill = objectives->needs_teacher();
     if (distill) {
         teacher = load_teacher(cfg.teacher, train.channels(), train.height(), train.width(), train.num_classes);
-        if (is_dtokd_checkpoint(cfg.teacher))
-            check_same_classes(cfg.teacher, read_checkpoint_meta(cfg.teacher).class_names, train);
+        check_same_classes(cfg.teacher, teacher.class_names, train);
     }
     RunResult result;
     at::Tensor cached_logits;
