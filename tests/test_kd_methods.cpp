@@ -250,8 +250,31 @@ TEST(KdMethods, EdgeCasesAreFiniteAndMatchReference) {
     same.zt = same.zs.clone();
     same.ft = same.fs;
     same.pt = same.ps.clone();
-    const TensorDict ref = reference({one, zero, zero_ref, both_zero, same});
+    // Repeated samples: coincident embeddings within a batch (RKD's angles from the Gram
+    // matrix must give the reference's 0 there, see rkd_objective.cpp).
+    Case dup = random_case("dup", "resnet32x4", "resnet8x4", 6, 0);
+    dup.ps[4] = dup.ps[1];
+    dup.pt[3] = dup.pt[2];
+    dup.pt[5] = dup.pt[2];
+    const TensorDict ref = reference({one, zero, zero_ref, both_zero, same, dup});
     std::map<std::string, double> worst;
+    worst_error("pkt", dup, ref, worst);
+    worst_error("rkd_distance", dup, ref, worst);
+    // The angle term: the same value. The reference normalizes the zero difference of a
+    // repeated student row by eps = 1e-12, so its gradient there is ~1e12 times the rest;
+    // dtokd's is 0 along coincident pairs (the deviation in rkd_objective.cpp). Every
+    // other row's gradient is the reference's.
+    const torch::Tensor others = torch::tensor({0, 2, 3, 5}, torch::kLong), repeated = torch::tensor({1, 4}, torch::kLong);
+    for (const std::string n : {"rkd_angle", "rkd"}) {
+        const Result r = run(n, dup);
+        const torch::Tensor ref_grad = ref.at("dup." + n + ".grad_ps");
+        EXPECT_LE(relative_error(torch::tensor(r.loss, torch::kDouble), ref.at("dup." + n + ".loss")), kTol) << n;
+        EXPECT_TRUE(all_finite(r.grad_ps)) << n;
+        EXPECT_LE(relative_error(r.grad_ps.index_select(0, others), ref_grad.index_select(0, others)), kTol) << n;
+        EXPECT_GT(ref_grad.index_select(0, repeated).abs().max().item<double>(),
+                  1e6 * r.grad_ps.abs().max().item<double>())
+            << n << ": the reference's gradient at repeated rows explodes; if not, revisit the deviation";
+    }
 
     // Batch of 1: everything but RKD's distance term as in the reference.
     for (const auto &n : kLogitNames) worst_error(n, one, ref, worst);
@@ -289,6 +312,25 @@ TEST(KdMethods, EdgeCasesAreFiniteAndMatchReference) {
     for (const auto &n : kPooledNames) worst_error(n, same, ref, worst, 1e-6);
     for (const std::string n : {"dkd", "at", "pkt", "rkd"}) EXPECT_NEAR(run(n, same).loss, 0.0, 1e-12) << n;
     report(worst);
+}
+
+// Training runs in float32: RKD's angle term from the Gram matrix (float64 inside) stays
+// within float32 rounding of the float64 value at a training shape (cnn_small's 784-wide
+// embeddings, batch 64), loss and gradient.
+TEST(KdMethods, RkdAnglesInFloat32MatchFloat64) {
+    torch::manual_seed(3);
+    Case c = random_case("f32", "resnet8x4", "resnet8x4", 64, 0);
+    c.ps = post_relu({64, 784});
+    c.pt = post_relu({64, 128});
+    const Result exact = run("rkd_angle", c);
+    Case f = c;
+    f.ps = c.ps.to(torch::kFloat);
+    f.pt = c.pt.to(torch::kFloat);
+    const Result single = run("rkd_angle", f);
+    EXPECT_NEAR(single.loss, exact.loss, 1e-5 * exact.loss);
+    const double scale = exact.grad_ps.abs().max().item<double>();
+    ASSERT_GT(scale, 0.0);
+    EXPECT_LE((single.grad_ps.to(torch::kDouble) - exact.grad_ps).abs().max().item<double>(), 1e-4 * scale);
 }
 
 // The split terms add up to the combined objective (value and gradient) under the
