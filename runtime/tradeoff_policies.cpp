@@ -256,7 +256,12 @@ StepStats exact_dto_step(ObjectiveSet &obj, PolicyContext &ctx, const PolicyConf
                        n == 2 ? dto_direction(*grads[0], *grads[1], sol.pi[0], sol.pi[1], losses[0], losses[1],
                                               cfg.eps, clip)
                               : dto_direction(grads, sol.pi, losses, cfg.eps, clip));
-    obj.step_modules(std::vector<double>(size_t(n), 1.0));  // each module got dL_k/dphi_k from its own pass
+    // Each module got dL_k/dphi_k from its own pass; it steps along grad log L_k, the
+    // objective DTO optimizes, so that its step too is blind to a constant loss weight
+    // (with the raw gradient, OFD's connectors, L ~ 1e4 at start, diverge in a few steps).
+    std::vector<double> module_scale(static_cast<size_t>(n));
+    for (int k = 0; k < n; k++) module_scale[size_t(k)] = 1.0 / std::max(losses[size_t(k)], cfg.eps);
+    obj.step_modules(module_scale);
     if (pi_out) *pi_out = sol.pi;
     return s;
 }
@@ -311,7 +316,8 @@ public:
         for (int k = 0; k < n; k++) {
             l[size_t(k)] = std::max(s.loss[size_t(k)], cfg_.eps);
             w[size_t(k)] = pi[size_t(k)] / l[size_t(k)];
-            module_scale[size_t(k)] = pi[size_t(k)] > 0 ? l[size_t(k)] / pi[size_t(k)] : 0.0;  // back to dL_k/dphi_k
+            // The module got (pi_k / L_k) dL_k/dphi_k: it steps along grad log L_k, as under dto.
+            module_scale[size_t(k)] = pi[size_t(k)] > 0 ? 1.0 / pi[size_t(k)] : 0.0;
         }
         if (single_backward_step(obj, ctx, cfg_, w, s)) {
             obj.step_modules(module_scale);

@@ -55,7 +55,8 @@ public:
     virtual bool needs_logit_objectives() const { return false; }
     // One step; `step` numbers it (from 0). Non-finite losses or gradients: the
     // step is skipped (parameters untouched) and StepStats::skipped says why.
-    // Objective-specific modules step with their own objective's gradient.
+    // Objective-specific modules step with their own objective's gradient: w_k dL_k/dphi_k
+    // under fixed weights, grad log L_k under the DTO policies.
     virtual StepStats step(ObjectiveSet &objectives, PolicyContext &ctx, int64_t step) = 0;
     // What the policy carries from one step to the next (dto-amortized: its trade-off
     // logits, their Adam moments and counters; nothing for the others), for checkpoints:

@@ -208,12 +208,14 @@ TEST_P(ObjectivePolicyTest, ThreeObjectivesWithARegressorMatchAutograd) {
         pi = {1.0 / 3, 1.0 / 3, 1.0 / 3};  // softmax(0)
         direction = torch::zeros_like(grads[0]);
         for (size_t k = 0; k < 3; k++) direction += pi[k] / Lv[k] * grads[k];
+        phi_scale = 1.0 / Lv[2];  // grad log L_fitnet
     } else {  // dto
         torch::Tensor a = torch::stack({grads[0] / Lv[0], grads[1] / Lv[1], grads[2] / Lv[2]});
         const torch::Tensor gram = a.mm(a.t());
         pi = simplex_min_reference(gram);
         direction = torch::zeros_like(grads[0]);
         for (size_t k = 0; k < 3; k++) direction += pi[k] * a[int64_t(k)];
+        phi_scale = 1.0 / Lv[2];
     }
     const torch::Tensor theta0 = flat_double(ref.theta), phi0 = flat_double(ref.phi);
     const torch::Tensor theta_next = theta0 - lr * (direction + wd * theta0);
