@@ -14,18 +14,30 @@ POLICIES = ["fixed", "dto", "dto-amortized", "dto-logit", "dto-split"]
 
 def read_variants(regime_dir):
     """{variant: [runs]} for every variant folder with finished seeds."""
-    out = {}
+    return read_regime(regime_dir)[0]
+
+
+def read_regime(regime_dir):
+    """({variant: [finished runs]}, {variant: [(seed, error)]}): a run that stopped on
+    non-finite losses left <seed>.failed with dtokd's error instead of a summary."""
+    out, failed = {}, {}
     if not os.path.isdir(regime_dir):
-        return out
+        return out, failed
     for variant in sorted(os.listdir(regime_dir)):
         vdir = os.path.join(regime_dir, variant)
-        runs = [run_plots.read_run(os.path.join(vdir, s)) for s in sorted(os.listdir(vdir))
-                if os.path.exists(os.path.join(vdir, s, "summary.json"))]
-        for r, s in zip(runs, sorted(x for x in os.listdir(vdir) if os.path.exists(os.path.join(vdir, x, "summary.json")))):
-            r["seed"] = s
+        if not os.path.isdir(vdir):
+            continue
+        seeds = sorted(x for x in os.listdir(vdir) if os.path.exists(os.path.join(vdir, x, "summary.json")))
+        runs = [run_plots.read_run(os.path.join(vdir, x)) for x in seeds]
+        for r, x in zip(runs, seeds):
+            r["seed"] = x
         if runs:
             out[variant] = runs
-    return out
+        errors = [(x[: -len(".failed")], open(os.path.join(vdir, x)).read().strip().replace("dtokd: error: ", ""))
+                  for x in sorted(os.listdir(vdir)) if x.endswith(".failed")]
+        if errors:
+            failed[variant] = errors
+    return out, failed
 
 
 def split_variant(v):
@@ -45,7 +57,8 @@ def finals(runs):
 
 
 def step_ms(runs):
-    vals = [sum(e["seconds"] for e in r["epochs"]) / r["summary"]["steps"] for r in runs if r["summary"]["steps"]]
+    """The training step alone (summary's mean_step_seconds: no evaluation, no data wait)."""
+    vals = [r["summary"]["mean_step_seconds"] for r in runs if r["summary"].get("mean_step_seconds")]
     return 1e3 * sum(vals) / len(vals) if vals else math.nan
 
 
@@ -54,28 +67,36 @@ def pis(runs):
     return ", ".join(f"{n} {fmt(run_mean(runs, 'pi_' + n), '.2f')}" for n in names)
 
 
-def regime_table(variants, baseline_of):
+def regime_table(variants, baseline_of, failed=None):
+    failed = failed or {}
     rows = ["| method | policy | final acc (%) | best acc (%) | step (ms) | mean pi | conflicting steps (%) |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
     paired = ["| method | policy - fixed weights | difference (points) | wins |", "| --- | --- | --- | --- |"]
-    order = sorted(variants, key=lambda v: (split_variant(v)[0] != "ce", split_variant(v)[0],
+    order = sorted(set(variants) | set(failed), key=lambda v: (split_variant(v)[0] != "ce", split_variant(v)[0],
                                            POLICIES.index(split_variant(v)[1]) if split_variant(v)[1] in POLICIES else -1,
                                            split_variant(v)[1]))
     for v in order:
-        runs = variants[v]
+        runs = variants.get(v, [])
         method, policy = split_variant(v)
+        if v in failed:
+            seeds = ", ".join(seed for seed, _ in failed[v])
+            note = f"stopped on non-finite values in {len(failed[v])} of {len(failed[v]) + len(runs)} seeds ({seeds}): {failed[v][0][1]}"
+            if not runs:
+                rows.append(f"| {method} | {policy or '-'} | {note} | | | | |")
+                continue
+            policy = f"{policy} ({note})"
         fm, fs = mean_std(finals(runs))
         bm, bs = mean_std([r["summary"]["best_test_accuracy"] for r in runs])
         conflict = run_mean(runs, "conflict_fraction")
         rows.append(f"| {method} | {policy or '-'} | {100*fm:.2f} ± {100*fs:.2f} | {100*bm:.2f} ± {100*bs:.2f} "
                     f"| {step_ms(runs):.1f} | {pis(runs)} | {fmt(100*conflict if conflict == conflict else conflict, '.1f')} |")
         base = baseline_of(method)
-        if policy.startswith("dto") and base in variants:
+        if split_variant(v)[1].startswith("dto") and base in variants:
             by_seed = {r["seed"]: r["summary"]["final_test_accuracy"] for r in variants[base]}
             diffs = [r["summary"]["final_test_accuracy"] - by_seed[r["seed"]] for r in runs if r["seed"] in by_seed]
             if diffs:
                 dm, ds = mean_std(diffs)
-                paired.append(f"| {method} | {policy} - {base} | {100*dm:+.2f} ± {100*ds:.2f} | {sum(d > 0 for d in diffs)}/{len(diffs)} |")
+                paired.append(f"| {method} | {split_variant(v)[1]} - {base} | {100*dm:+.2f} ± {100*ds:.2f} | {sum(d > 0 for d in diffs)}/{len(diffs)} |")
     return rows, paired
 
 
@@ -87,25 +108,27 @@ def main():
     p.add_argument("--seconds", type=float, default=float("nan"))
     p.add_argument("--commit", default="")
     p.add_argument("--best-alpha", default="0.9")
-    p.add_argument("--fraction", default="0.05")
+    p.add_argument("--fraction", default="0.1")
+    p.add_argument("--invocations", type=int, default=1)
     a = p.parse_args()
     os.makedirs(a.out, exist_ok=True)
     baseline_of = lambda m: "kd-a0.9" if m == "kd" else f"{m}-fixed"  # noqa: E731
     doc = ["# Methods study: every distillation method with fixed weights and under DTO", "",
            f"Produced by `{a.command}` on {datetime.date.today().isoformat()}" + (f" at commit {a.commit}" if a.commit else "")
-           + f" ({os.cpu_count()} cores" + (f", {a.seconds/60:.0f} min in all" if not math.isnan(a.seconds) else "") + ").",
+           + f" ({os.cpu_count()} cores" + (f", {a.seconds/60:.0f} min of wall time in all" + (f" over {a.invocations} invocations" if a.invocations > 1 else "")
+              if not math.isnan(a.seconds) else "") + ").",
            "Teacher cnn_large (all training images), student cnn_small; SGD momentum 0.9, lr 0.05 cosine, batch 128, T = 4. "
            f"Regimes: `full` (all 60,000 training images) and `scarce` (a fixed stratified {float(a.fraction):.0%} "
            "of them, the same for every run). Fixed weights are the published ones (the CIFAR-100 configs); "
            "KD's published weight is alpha 0.9. Accuracy: mean ± std over seeds; differences are paired by seed "
            "(same initial student and data order). Test accuracy is only reported, never used to tune anything "
            "(picking KD's best alpha by it favours KD). 'mean pi': the step-weighted mean DTO weight of each "
-           "objective's log-gradient; for fixed weights, the weights themselves. Step: training wall time per step.", ""]
+           "objective's log-gradient; for fixed weights, the weights themselves. Step: training wall time per step (evaluation and data loading excluded), 2 threads.", ""]
     for regime in ("full", "scarce"):
-        variants = read_variants(os.path.join(a.root, regime))
-        if not variants:
+        variants, failed = read_regime(os.path.join(a.root, regime))
+        if not variants and not failed:
             continue
-        rows, paired = regime_table(variants, baseline_of)
+        rows, paired = regime_table(variants, baseline_of, failed)
         doc += [f"## Regime `{regime}`", ""] + rows + ["", "Each DTO policy against the same method's fixed weights:", ""] + paired + [""]
         groups = [(v, variants[v]) for v in ("ce", "kd-a0.9", "kd-dto", "kd-dto-amortized", "dkd-fixed", "dkd-dto") if v in variants]
         run_plots.plot_accuracy(groups, os.path.join(a.out, f"methods_{regime}_accuracy.png"), ylabel="test accuracy (%) mean over seeds")
