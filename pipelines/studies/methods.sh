@@ -29,7 +29,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 dtokd="${DTOKD:-$here/build/pipelines/dtokd}"
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
-root="${STUDY_ROOT:-$here/runs/methods$([ $quick = 1 ] && echo -quick)}"
+root="${STUDY_ROOT:-$here/runs/methods$([ $quick = 1 ] && echo -quick || true)}"
 seeds="${STUDY_SEEDS:-$([ $quick = 1 ] && echo 0 || echo 0 1 2)}"
 full_epochs="${STUDY_FULL_EPOCHS:-1}"
 scarce_epochs="${STUDY_SCARCE_EPOCHS:-6}"
@@ -150,6 +150,6 @@ seconds=$(awk '{s += $2 - $1} END {print s}' "$root/invocations.log")
 commits=$(awk '{print $3}' "$root/invocations.log" | awk '!seen[$0]++' | paste -sd, -)
 echo "study runs took $seconds s in all ($(wc -l <"$root/invocations.log") invocations)" >&2
 /usr/bin/python3 "$here/pipelines/studies/methods_report.py" --root "$root" --out "$report" \
-    --command "pipelines/studies/methods.sh$([ $quick = 1 ] && echo ' --quick') (seeds '$seeds', full $full_epochs epochs, scarce $scarce_epochs epochs at $fraction)" \
+    --command "pipelines/studies/methods.sh$([ $quick = 1 ] && echo ' --quick' || true) (seeds '$seeds', full $full_epochs epochs, scarce $scarce_epochs epochs at $fraction)" \
     --seconds "$seconds" --best-alpha "$best_alpha" --fraction "$fraction" --commit "$commits" \
     --invocations "$(wc -l <"$root/invocations.log")"
