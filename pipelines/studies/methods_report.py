@@ -2,7 +2,7 @@
 """Renders the methods study (pipelines/studies/methods.sh) from the runs' metrics.jsonl /
 summary.json: docs/results/methods.md and PNG plots. Shares report.py's statistics and the
 one plotting module (pipelines/plots/run_plots.py). Only reads what the runs wrote."""
-import argparse, datetime, math, os, sys
+import argparse, datetime, json, math, os, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "plots"))
@@ -69,6 +69,7 @@ def pis(runs):
 
 def regime_table(variants, baseline_of, failed=None):
     failed = failed or {}
+    pairs = []  # (method, policy, mean paired difference, wins, seeds)
     rows = ["| method | policy | final acc (%) | best acc (%) | step (ms) | mean pi | conflicting steps (%) |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
     paired = ["| method | policy - fixed weights | difference (points) | wins |", "| --- | --- | --- | --- |"]
@@ -96,8 +97,44 @@ def regime_table(variants, baseline_of, failed=None):
             diffs = [r["summary"]["final_test_accuracy"] - by_seed[r["seed"]] for r in runs if r["seed"] in by_seed]
             if diffs:
                 dm, ds = mean_std(diffs)
+                pairs.append((method, split_variant(v)[1], dm, sum(d > 0 for d in diffs), len(diffs)))
                 paired.append(f"| {method} | {split_variant(v)[1]} - {base} | {100*dm:+.2f} ± {100*ds:.2f} | {sum(d > 0 for d in diffs)}/{len(diffs)} |")
-    return rows, paired
+    return rows, paired, pairs
+
+
+def regime_summary(variants, pairs, teacher_acc):
+    """Sentences computed from the runs: the room distillation has (the student alone against
+    the best fixed-weight variant and the teacher), and how each DTO policy fares against
+    the same method's fixed weights, paired by seed."""
+    out = []
+    if "ce" in variants:
+        ce = mean_std(finals(variants["ce"]))[0]
+        fixed = {v: mean_std(finals(r))[0] for v, r in variants.items()
+                 if split_variant(v)[1] == "fixed" or v.startswith("kd-a")}
+        line = f"- Student alone (CE): {100*ce:.2f}%"
+        if teacher_acc is not None:
+            line += f"; teacher {100*teacher_acc:.2f}%"
+        if fixed:
+            best = max(fixed, key=fixed.get)
+            line += (f"; the best fixed-weight variant, `{best}`, {100*fixed[best]:.2f}% "
+                     f"({100*(fixed[best]-ce):+.2f} points over CE)")
+        dto = {v: mean_std(finals(r))[0] for v, r in variants.items() if split_variant(v)[1].startswith("dto")}
+        if dto:
+            best = max(dto, key=dto.get)
+            line += f"; the best DTO variant, `{best}`, {100*dto[best]:.2f}% ({100*(dto[best]-ce):+.2f} over CE)"
+        out.append(line + ".")
+    for policy in ("dto", "dto-amortized", "dto-logit", "dto-split"):
+        mine = [p for p in pairs if p[1] == policy]
+        if not mine:
+            continue
+        ahead = [p for p in mine if p[2] > 0]
+        swept = [p for p in mine if p[3] == p[4]]
+        lost = [p for p in mine if p[3] == 0]
+        best, worst = max(mine, key=lambda p: p[2]), min(mine, key=lambda p: p[2])
+        out.append(f"- `{policy}` against the same method's fixed weights: ahead on mean in {len(ahead)} of {len(mine)} "
+                   f"methods (won every seed in {len(swept)}, lost every seed in {len(lost)}); "
+                   f"best {best[0]} {100*best[2]:+.2f} points, worst {worst[0]} {100*worst[2]:+.2f}.")
+    return out
 
 
 def main():
@@ -124,12 +161,14 @@ def main():
            "(same initial student and data order). Test accuracy is only reported, never used to tune anything "
            "(picking KD's best alpha by it favours KD). 'mean pi': the step-weighted mean DTO weight of each "
            "objective's log-gradient; for fixed weights, the weights themselves. Step: training wall time per step (evaluation and data loading excluded), 2 threads.", ""]
+    teacher_summary = os.path.join(a.root, "teacher", "summary.json")
+    teacher_acc = json.load(open(teacher_summary))["final_test_accuracy"] if os.path.exists(teacher_summary) else None
     for regime in ("full", "scarce"):
         variants, failed = read_regime(os.path.join(a.root, regime))
         if not variants and not failed:
             continue
-        rows, paired = regime_table(variants, baseline_of, failed)
-        doc += [f"## Regime `{regime}`", ""] + rows + ["", "Each DTO policy against the same method's fixed weights:", ""] + paired + [""]
+        rows, paired, pairs = regime_table(variants, baseline_of, failed)
+        doc += [f"## Regime `{regime}`", ""] + regime_summary(variants, pairs, teacher_acc) + [""] + rows + ["", "Each DTO policy against the same method's fixed weights:", ""] + paired + [""]
         groups = [(v, variants[v]) for v in ("ce", "kd-a0.9", "kd-dto", "kd-dto-amortized", "dkd-fixed", "dkd-dto") if v in variants]
         run_plots.plot_accuracy(groups, os.path.join(a.out, f"methods_{regime}_accuracy.png"), ylabel="test accuracy (%) mean over seeds")
         run_plots.plot_pi([(v, variants[v]) for v in ("kd-dto", "dkd-dto-split", "rkd-dto-split") if v in variants],
