@@ -9,6 +9,7 @@
 #include <chrono>
 #include <string>
 
+#include "c10d_collective.h"  // C10dGroup
 #include "launch_env.h"
 
 namespace dtokd {
@@ -22,8 +23,8 @@ c10::intrusive_ptr<c10d::Store> make_in_process_store();
 
 // Gloo over `store`. Its TCP pairs bind to GLOO_SOCKET_IFNAME's interface when that is
 // set (as torch.distributed does), else to `hostname`'s address ("" = this machine's name).
-c10::intrusive_ptr<c10d::ProcessGroup> make_gloo_group(c10::intrusive_ptr<c10d::Store> store, int rank, int world_size,
-                                                       std::chrono::milliseconds timeout,
-                                                       const std::string &hostname = "");
+// std::runtime_error when this build had no Gloo headers (process_group.cpp).
+c10::intrusive_ptr<C10dGroup> make_gloo_group(c10::intrusive_ptr<c10d::Store> store, int rank, int world_size,
+                                              std::chrono::milliseconds timeout, const std::string &hostname = "");
 
 }  // namespace dtokd

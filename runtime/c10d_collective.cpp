@@ -6,13 +6,15 @@
 #include <stdexcept>
 #include <string>
 
+#include "error_text.h"
+
 namespace dtokd {
 
 namespace {
 
 class C10dCollective : public Collective {
 public:
-    explicit C10dCollective(c10::intrusive_ptr<c10d::ProcessGroup> group) : group_(std::move(group)) {}
+    explicit C10dCollective(c10::intrusive_ptr<C10dGroup> group) : group_(std::move(group)) {}
     int rank() const override { return group_->getRank(); }
     int world_size() const override { return group_->getSize(); }
 
@@ -39,22 +41,21 @@ private:
             }
             for (auto &w : work) w->wait();
         } catch (const std::exception &e) {
-            std::string msg = e.what();
-            if (const auto *c = dynamic_cast<const c10::Error *>(&e)) msg = c->what_without_backtrace();
             throw std::runtime_error("rank " + std::to_string(rank()) + " of " + std::to_string(world_size()) + ": " +
-                                     what + " failed (another rank stopped, or did not answer in time): " + msg);
+                                     what + " failed (another rank stopped, or did not answer in time): " +
+                                     message_without_backtrace(e));
         }
         // The vector form may have replaced a tensor that was not contiguous: copy back.
         for (size_t i = 0; i < tensors.size(); i++)
             if (!ones[i][0].is_same(tensors[i])) tensors[i].copy_(ones[i][0]);
     }
 
-    c10::intrusive_ptr<c10d::ProcessGroup> group_;
+    c10::intrusive_ptr<C10dGroup> group_;
 };
 
 }  // namespace
 
-std::unique_ptr<Collective> make_c10d_collective(c10::intrusive_ptr<c10d::ProcessGroup> group) {
+std::unique_ptr<Collective> make_c10d_collective(c10::intrusive_ptr<C10dGroup> group) {
     if (!group) throw std::invalid_argument("make_c10d_collective: no process group");
     return std::make_unique<C10dCollective>(std::move(group));
 }

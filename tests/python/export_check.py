@@ -15,7 +15,9 @@ spec = importlib.util.spec_from_file_location("dtokd_zoo", zoo_path)
 zoo = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(zoo)
 
-x = torch.load(in_path)["x"]
+# IN.pt is torch::pickle_save's (a dict tagged with torch.jit._pickle.restore_type_tag):
+# weights_only=False, as torch.load refuses that global by default from torch 2.6.
+x = torch.load(in_path, weights_only=False)["x"]
 # weights_only: torch.load's default from torch 2.6, which refuses anything but tensors and plain containers.
 state_dict = torch.load(state_dict_path, weights_only=True)
 if not isinstance(state_dict, dict):

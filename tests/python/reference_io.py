@@ -10,6 +10,9 @@ def main(functions):
     name, in_path, out_path = sys.argv[1:4]
     if name not in functions:
         sys.exit("unknown reference function %r; expected one of %s" % (name, sorted(functions)))
-    inputs = torch.load(in_path)
+    # weights_only=False: IN.pt is torch::pickle_save's, whose dict is tagged with
+    # torch.jit._pickle.restore_type_tag, a global torch.load refuses by default from torch 2.6
+    # (weights_only=True). The argument exists from torch 1.13 (Debian's python3-torch).
+    inputs = torch.load(in_path, weights_only=False)
     outputs = functions[name](inputs)
     torch.save({k: v.detach().contiguous() for k, v in outputs.items()}, out_path)
