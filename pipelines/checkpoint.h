@@ -33,6 +33,9 @@ struct CheckpointMeta {
     // names in label order and the input normalization the model was trained with.
     std::vector<std::string> class_names;
     std::vector<double> mean, std;
+    // The run's --kernels (absent, so empty, in checkpoints older than this entry): another
+    // backend rounds differently, so a resumed run must keep it to continue the same numbers.
+    std::string kernels;
 };
 
 // Named tensors beside the weights: what a run needs to continue (optimizer state as

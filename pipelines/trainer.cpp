@@ -197,6 +197,13 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
         resumed_meta = read_checkpoint_meta(resume_from);
         const std::vector<std::string> diff =
             config_differences(resumed_meta->config, resolved_config, resume_safe_keys(), resume_from);
+        // --kernels is a global option, not in config.toml: the checkpoint records it.
+        if (!resumed_meta->kernels.empty() && resumed_meta->kernels != cfg.kernels)
+            throw std::invalid_argument(cfg.out + ": the run was trained with --kernels " + resumed_meta->kernels +
+                                        ", not " + cfg.kernels + "; resume it with `dtokd --kernels " +
+                                        resumed_meta->kernels +
+                                        " ...` (another backend rounds differently, so the run would not continue "
+                                        "the numbers it started)");
         if (!diff.empty())
             throw std::invalid_argument(
                 cfg.out + ": the run was started with other options: " + joined(diff, ", ") +
@@ -325,6 +332,7 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
         meta.step = loop.step;
         meta.config = resolved_config;
         meta.optimizer_kind = cfg.optimizer;
+        meta.kernels = cfg.kernels;
         meta.optimizer_steps = engine.optimizer().steps_taken();
         if (train.files) {
             meta.class_names = train.class_names;

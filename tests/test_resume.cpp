@@ -312,6 +312,25 @@ TEST_F(Resume, ChangedOptionsAreOneErrorAndEpochsExtend) {
     EXPECT_FALSE(fs::exists(out + ".partial"));
 }
 
+// --kernels is a global flag, not in config.toml: the checkpoint records it, and a resume
+// on the other backend is one error naming the flag to pass (its rounding differs).
+TEST_F(Resume, AnotherKernelBackendIsOneError) {
+    const std::string out = path("kernels");
+    ASSERT_EQ(run_cli("--threads 1 --kernels torch " + command("dto") + " --out " + quoted(out),
+                      "DTOKD_FAULT_KILL_AFTER_STEP=7 ")
+                  .code,
+              128 + SIGKILL);
+    const Bytes checkpoint = read_bytes(out + ".partial/checkpoint.pt");
+    const CliResult bad = run_cli("--threads 1 distill --resume " + quoted(out));  // --kernels halide, the default
+    EXPECT_NE(bad.code, 0);
+    EXPECT_TRUE(contains(bad.output, "trained with --kernels torch, not halide")) << bad.output;
+    EXPECT_TRUE(contains(bad.output, "dtokd --kernels torch")) << bad.output;
+    EXPECT_EQ(read_bytes(out + ".partial/checkpoint.pt"), checkpoint) << "a refused resume changed the run";
+    const CliResult done = run_cli("--threads 1 --kernels torch distill --resume " + quoted(out));
+    ASSERT_EQ(done.code, 0) << done.output;
+    EXPECT_TRUE(fs::exists(out + "/summary.json"));
+}
+
 TEST_F(Resume, NothingToResumeIsOneError) {
     const CliResult r = run_cli("train --resume " + quoted(path("never-was")));
     EXPECT_NE(r.code, 0);
