@@ -20,6 +20,7 @@
 #include "objective_batch.h"
 #include "objective_registry.h"
 #include "process_group.h"
+#include "tiny_conv.h"
 #include "tradeoff_policy.h"
 
 namespace {
@@ -28,22 +29,8 @@ namespace F = torch::nn::functional;
 using dtokd::KernelBackend;
 constexpr int kSteps = 5, kGlobalBatch = 8, kClasses = 5;
 
-// No batch norm: with it, per-rank batch statistics differ from the global batch's (as in DDP).
-struct NetImpl : torch::nn::Module {
-    NetImpl()
-        : conv(register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(2, 4, 3).padding(1)))),
-          fc(register_module("fc", torch::nn::Linear(4, kClasses))) {}
-    dtokd::NetOutputs forward(const torch::Tensor &x) {
-        dtokd::NetOutputs out;
-        const torch::Tensor f = torch::relu(conv(x));
-        out.feats = {f};
-        out.logits = fc(f.mean({2, 3}));
-        return out;
-    }
-    torch::nn::Conv2d conv;
-    torch::nn::Linear fc;
-};
-TORCH_MODULE(Net);
+// The student is TinyConv (tiny_conv.h), without batch norm: with it, per-rank batch
+// statistics differ from the global batch's (as in DDP).
 
 struct Batch {
     torch::Tensor x, labels, teacher_logits;
@@ -70,14 +57,14 @@ std::vector<Batch> make_batches() {
 
 // One replica: student, objectives, policy, arena and optimizer, built from `init`.
 struct Replica {
-    Net net;
+    TinyConv net{4, kClasses};
     std::unique_ptr<dtokd::ObjectiveList> list;
     std::unique_ptr<dtokd::TradeoffPolicy> policy;
     std::unique_ptr<dtokd::FlatArena> arena;
     std::unique_ptr<dtokd::FusedOptimizer> optimizer;
     std::vector<std::vector<double>> pi;  // per step
 
-    Replica(const Net &init, const dtokd::PolicyConfig &pc, const std::vector<std::string> &names,
+    Replica(const TinyConv &init, const dtokd::PolicyConfig &pc, const std::vector<std::string> &names,
             const Batch &probe) {
         {
             torch::NoGradGuard no_grad;
@@ -163,7 +150,7 @@ TEST_P(DataParallelStep, RanksTakeTheStepOfOneProcessOnTheGlobalBatch) {
     const Case &c = GetParam();
     const std::vector<Batch> batches = make_batches();
     torch::manual_seed(5);
-    const Net init;
+    const TinyConv init(4, kClasses);
     dtokd::PolicyConfig pc;
     pc.method = c.method;
 
@@ -216,7 +203,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(DataParallel, BytesPerStepAreWhatTheMathNeeds) {
     const std::vector<Batch> batches = make_batches();
     torch::manual_seed(5);
-    const Net init;
+    const TinyConv init(4, kClasses);
     const int64_t p = int64_t(Replica(init, {}, {"kd", "ce"}, batches[0]).flat().numel()) * 4;
     auto bytes_of = [&](const std::string &method, const std::vector<std::string> &names) {
         dtokd::PolicyConfig pc;

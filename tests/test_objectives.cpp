@@ -19,6 +19,7 @@
 #include "fused_optimizer.h"
 #include "objective_batch.h"
 #include "objective_registry.h"
+#include "tiny_conv.h"
 #include "tradeoff_policy.h"
 
 namespace {
@@ -27,22 +28,6 @@ namespace F = torch::nn::functional;
 using dtokd::KernelBackend;
 constexpr double kT = 4.0;
 
-// A student with one stage: conv(2->3) -> ReLU is feats[0]; mean pool -> linear is the logits.
-struct TinyConvImpl : torch::nn::Module {
-    TinyConvImpl()
-        : conv(register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(2, 3, 3).padding(1)))),
-          fc(register_module("fc", torch::nn::Linear(3, 3))) {}
-    dtokd::NetOutputs forward(const torch::Tensor &x) {
-        dtokd::NetOutputs out;
-        const torch::Tensor f = torch::relu(conv(x));
-        out.feats = {f};
-        out.logits = fc(f.mean({2, 3}));
-        return out;
-    }
-    torch::nn::Conv2d conv;
-    torch::nn::Linear fc;
-};
-TORCH_MODULE(TinyConv);
 
 struct Data {
     torch::Tensor x, labels, teacher_logits, teacher_feat;
