@@ -66,7 +66,9 @@ def step_ms(runs):
 
 def pis(runs):
     names = run_plots.objectives(runs[0])
-    return ", ".join(f"{n} {fmt(run_mean(runs, 'pi_' + n), '.2f')}" for n in names)
+    def one(v):  # 0.001 (OFD's published weight) must not read 0.00
+        return fmt(v, ".2f" if v != v or abs(v) >= 0.01 or v == 0 else ".3g")
+    return ", ".join(f"{n} {one(run_mean(runs, 'pi_' + n))}" for n in names)
 
 
 def regime_table(variants, baseline_of, failed=None):
