@@ -150,6 +150,6 @@ seconds=$(awk '{s += $2 - $1} END {print s}' "$root/invocations.log")
 commits=$(awk '{print $3}' "$root/invocations.log" | awk '!seen[$0]++' | paste -sd, -)
 echo "study runs took $seconds s in all ($(wc -l <"$root/invocations.log") invocations)" >&2
 /usr/bin/python3 "$here/pipelines/studies/methods_report.py" --root "$root" --out "$report" \
-    --command "pipelines/studies/methods.sh$([ $quick = 1 ] && echo ' --quick' || true) (seeds '$seeds', full $full_epochs epochs, scarce $scarce_epochs epochs at $fraction)" \
+    --command "pipelines/studies/methods.sh$([ $quick = 1 ] && echo ' --quick' || true) (seeds '$seeds'; full regime $full_epochs epoch(s); scarce regime $scarce_epochs epoch(s) on a fraction $fraction)" \
     --seconds "$seconds" --best-alpha "$best_alpha" --fraction "$fraction" --commit "$commits" \
     --invocations "$(wc -l <"$root/invocations.log")"
