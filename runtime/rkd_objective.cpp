@@ -45,8 +45,9 @@ at::Tensor angles(const at::Tensor &e) {
     const at::Tensor x = e.to(at::kDouble);
     const at::Tensor g = x.mm(x.t());
     const at::Tensor sq_norm = g.diagonal();
-    const at::Tensor sq = (sq_norm.unsqueeze(0) + sq_norm.unsqueeze(1) - 2.0 * g).clamp_min(0.0);  // [i, j]
-    const at::Tensor apart = sq.detach() > 1e-10 * (sq_norm.unsqueeze(0) + sq_norm.unsqueeze(1)).detach();
+    const at::Tensor both = sq_norm.unsqueeze(0) + sq_norm.unsqueeze(1);  // [i, j] = |e_i|^2 + |e_j|^2
+    const at::Tensor sq = (both - 2.0 * g).clamp_min(0.0);                  // [i, j] = |e_j - e_i|^2
+    const at::Tensor apart = sq.detach() > 1e-10 * both.detach();
     // Coincident pairs get norm 1 (their angles are masked to 0), so no gradient sees 1/0.
     const at::Tensor norm = at::where(apart, sq.clamp_min(kEps * kEps).sqrt(), at::ones_like(sq));
     const at::Tensor dot = g.unsqueeze(0) - g.unsqueeze(2) - g.unsqueeze(1) + sq_norm.view({b, 1, 1});
