@@ -117,7 +117,9 @@ torch::serialize::InputArchive open_archive(const std::string &path, bool *verif
     torch::serialize::InputArchive ar;
     try {
         std::istringstream in(framed ? payload : bytes);
-        ar.load_from(in);
+        // map_location CPU: a checkpoint written by a CUDA run tags its storages cuda:N, which a
+        // CPU LibTorch could not create; load_checkpoint copies them to the module's device.
+        ar.load_from(in, at::Device(at::kCPU));
     } catch (const std::exception &e) {
         throw std::runtime_error(path + ": unreadable checkpoint (corrupt, truncated or not a LibTorch archive)");
     }

@@ -165,7 +165,7 @@ ModelHandle load_teacher(const std::string &path, int in_channels, int height, i
     }
     std::shared_ptr<torch::jit::Module> script;
     try {
-        script = std::make_shared<torch::jit::Module>(torch::jit::load(path));
+        script = std::make_shared<torch::jit::Module>(torch::jit::load(path, at::Device(at::kCPU)));
     } catch (const std::exception &e) {
         throw std::runtime_error(path + ": neither a dtokd checkpoint nor a TorchScript file (torch.jit.save)");
     }

@@ -178,7 +178,9 @@ void ObjectiveList::load_optimizer_state(const at::Tensor &bytes) {
     std::istringstream in(std::string(reinterpret_cast<const char *>(b.data_ptr<uint8_t>()), size_t(b.numel())));
     torch::serialize::InputArchive archive;
     try {
-        archive.load_from(in);
+        // map_location: the blob may come from a run on another device, and torch::optim's load()
+        // replaces the state tensors, so they are created where the modules' parameters are.
+        archive.load_from(in, module_params_.front().second.device());
         optimizer_->load(archive);
     } catch (const c10::Error &e) {
         throw std::runtime_error("objective optimizer state does not fit this run's modules: " + e.msg());

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "checkpoint.h"
+#include "cuda_tagged_archive.h"
 #include "model_factory.h"
 #include "scratch_data.h"
 
@@ -163,6 +164,43 @@ TEST(Checkpoint, LoadsIntoParametersViewingOneArena) {
     for (const auto &p : saved->parameters()) {
         EXPECT_TRUE(torch::equal(flat.narrow(0, off, p.numel()).view(p.sizes()), p));
         off += p.numel();
+    }
+}
+
+// A checkpoint a CUDA run wrote (every storage tagged cuda:0) loads on this CPU-only
+// LibTorch: archives are read with map_location CPU, then copied into the modules.
+TEST(Checkpoint, CudaTaggedCheckpointLoadsOnCpu) {
+    ScratchDir dir("ckptcuda");
+    auto saved = trained_looking_cnn_small(5);
+    const dtokd::CheckpointEntries state = {{"optimizer/0", torch::randn({8, 1, 3, 3})},
+                                            {"loop/rng", torch::arange(4, torch::kByte)}};
+    dtokd::save_checkpoint(dir / "cpu.pt", *saved, sample_meta(), state);
+    const Bytes file = read_bytes(dir / "cpu.pt");
+    const std::string framed(file.begin(), file.end());
+    constexpr size_t kFrameBytes = 24;  // magic, payload length, checksum
+    const std::string tagged = retag_archive_to_cuda(framed.substr(kFrameBytes));
+    {
+        // Without map_location this LibTorch would have to create CUDA tensors: the helper
+        // really tagged them, so the test below cannot pass by rewriting nothing.
+        torch::serialize::InputArchive raw;
+        std::istringstream in(tagged);
+        EXPECT_ANY_THROW(raw.load_from(in));
+    }
+    const std::string tagged_file = dtokd::frame_checkpoint_payload(tagged);
+    write_bytes(dir / "cuda.pt", Bytes(tagged_file.begin(), tagged_file.end()));
+    expect_same_meta(dtokd::read_checkpoint_meta(dir / "cuda.pt"), sample_meta());
+    auto loaded = trained_looking_cnn_small(77);
+    dtokd::CheckpointEntries state_loaded;
+    dtokd::load_checkpoint(dir / "cuda.pt", *loaded, &state_loaded);
+    for (const auto &p : saved->named_parameters(true))
+        EXPECT_TRUE(torch::equal(p.value(), loaded->named_parameters()[p.key()])) << p.key();
+    for (const auto &b : saved->named_buffers(true))
+        EXPECT_TRUE(torch::equal(b.value(), loaded->named_buffers()[b.key()])) << b.key();
+    ASSERT_EQ(state_loaded.size(), state.size());
+    for (size_t i = 0; i < state.size(); i++) {
+        EXPECT_EQ(state_loaded[i].first, state[i].first);
+        EXPECT_TRUE(state_loaded[i].second.is_cpu());
+        EXPECT_TRUE(torch::equal(state_loaded[i].second, state[i].second)) << state[i].first;
     }
 }
 

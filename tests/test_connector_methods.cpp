@@ -11,10 +11,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "cuda_tagged_archive.h"
 #include "flat_arena.h"
 #include "fused_optimizer.h"
 #include "model_factory.h"
@@ -449,6 +451,18 @@ TEST_P(ConnectorPolicyStep, DtoStepMovesStudentAndModules) {
                         : std::vector<std::string>{"reviewkd.abfs.0.conv1.0.weight", "reviewkd.abfs.3.att_conv.0.bias",
                                                    "reviewkd.abfs.3.conv2.1.running_var"};
     for (const auto &n : expected) EXPECT_NE(std::find(names.begin(), names.end(), n), names.end()) << n;
+
+    // The modules' optimizer blob as a CUDA run would have saved it (momentum tagged cuda:0)
+    // loads here (map_location: the parameters' device) and gives back this step's state.
+    const at::Tensor blob = list->optimizer_state();
+    const std::string tagged =
+        retag_archive_to_cuda(std::string(reinterpret_cast<const char *>(blob.data_ptr<uint8_t>()), size_t(blob.numel())));
+    list->step_modules({1.0, 1.0});  // changes the momentum, so the load below must restore it
+    ASSERT_FALSE(torch::equal(list->optimizer_state(), blob));
+    at::Tensor tagged_blob = at::empty({int64_t(tagged.size())}, at::kByte);
+    std::memcpy(tagged_blob.data_ptr<uint8_t>(), tagged.data(), tagged.size());
+    list->load_optimizer_state(tagged_blob);
+    EXPECT_TRUE(torch::equal(list->optimizer_state(), blob));
 }
 
 INSTANTIATE_TEST_SUITE_P(Methods, ConnectorPolicyStep, ::testing::Values("ofd", "reviewkd"));

@@ -4,6 +4,7 @@
 // do, the same features; a malformed output, a class-count or input-shape mismatch,
 // for TorchScript and for dtokd checkpoint teachers, is one clear error raised before
 // any training (run_training creates no run folder).
+#include <torch/script.h>
 #include <torch/torch.h>
 #include <gtest/gtest.h>
 
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "checkpoint.h"
+#include "cuda_tagged_archive.h"
 #include "model_factory.h"
 #include "model_handle.h"
 #include "scratch_data.h"
@@ -170,6 +172,20 @@ TEST_F(TorchScriptTeacher, LogitsMatchPyTorch) {
     ASSERT_EQ(y.sizes(), expected.sizes());
     EXPECT_LT((y - expected).abs().max().item<double>(), 1e-5);
     EXPECT_GT(expected.abs().max().item<double>(), 1e-3);  // a real output, not zeros
+}
+
+// A TorchScript teacher saved from a CUDA module (storages tagged cuda:0) loads on this
+// CPU-only LibTorch (torch::jit::load with map_location CPU) and gives the same logits.
+TEST_F(TorchScriptTeacher, CudaSavedTorchScriptLoadsOnCpu) {
+    const Bytes file = read_bytes(path("linear.pt"));
+    const std::string tagged = retag_archive_to_cuda(std::string(file.begin(), file.end()));
+    write_bytes(path("linear_cuda.pt"), Bytes(tagged.begin(), tagged.end()));
+    EXPECT_ANY_THROW(torch::jit::load(path("linear_cuda.pt"))) << "the helper tagged nothing";
+    dtokd::ModelHandle h = dtokd::load_teacher(path("linear_cuda.pt"), 1, 28, 28, 10);
+    const torch::Tensor x = read_f32(path("input.f32"), {3, 1, 28, 28});
+    const torch::Tensor expected = read_f32(path("expected.f32"), {3, 10});
+    torch::NoGradGuard no_grad;
+    EXPECT_LT((h.forward(x) - expected).abs().max().item<double>(), 1e-5);
 }
 
 TEST_F(TorchScriptTeacher, ClassCountMismatch) {
