@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 
+#include <iomanip>
 #include <sstream>
 
 #include "blas_threads.h"
@@ -47,6 +48,10 @@ BuildInfo build_info() {
 #ifdef DTOKD_WITH_CUDA_KERNELS
     info.cuda_kernels_built = true;
 #endif
+    info.torch_cuda = torch_built_with_cuda();
+    info.torch_cuda_version = torch_cuda_version();
+    info.gpus = visible_gpus();
+    info.halide_cuda_linked = halide_cuda_kernels_linked();
     for (const char *f : {"sse41", "avx", "avx2", "fma", "avx512_skylake"})
         if (cpu_has(f)) info.cpu_features.push_back(f);
     for (const std::string &target : info.cpu_targets) {
@@ -80,6 +85,18 @@ std::string format_build_info(const BuildInfo &info) {
     os << "CUDA kernel variants: "
        << (info.cuda_kernels_built ? "built for " + info.cuda_target : std::string("not built (DTOKD_CUDA=OFF)"))
        << "\n";
+    if (!info.torch_cuda) {
+        os << "GPU: none usable (this LibTorch was built without CUDA: --device cpu only)\n";
+    } else {
+        os << "GPU: LibTorch with CUDA " << info.torch_cuda_version << "; " << info.gpus.size() << " visible"
+           << (info.gpus.empty() ? " (check the driver and CUDA_VISIBLE_DEVICES)" : "") << "\n";
+        for (const GpuInfo &g : info.gpus)
+            os << "  cuda:" << g.index << "  " << g.name << ", capability " << g.major << "." << g.minor << ", "
+               << std::fixed << std::setprecision(1) << double(g.memory_bytes) / double(1 << 30) << " GiB, "
+               << g.multiprocessors << " SMs\n";
+        os << "  kernels on the GPU: torch" << (info.halide_cuda_linked ? " and halide" : " (no Halide CUDA kernels linked)")
+           << "\n";
+    }
     os << "kernels:";
     for (const auto &k : info.kernels) os << " " << k;
     os << "\nkernel schedules (dtokd autotune):\n" << info.kernel_schedules;

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "cuda_device.h"
+
 namespace dtokd {
 
 struct BuildInfo {
@@ -14,6 +16,10 @@ struct BuildInfo {
     std::string cpu_target_selected;       // the first one this CPU can run
     bool cuda_kernels_built = false;
     std::string cuda_target;
+    bool torch_cuda = false;        // LibTorch built with CUDA (--device cuda possible)
+    std::string torch_cuda_version;
+    std::vector<GpuInfo> gpus;      // visible to this process
+    bool halide_cuda_linked = false;
     std::vector<std::string> kernels;  // generated kernel libraries (default schedules)
     std::string kernel_schedules;      // selected schedule variant per kernel, one line each
     std::vector<std::string> cpu_features;

@@ -1,0 +1,40 @@
+// cuda_device.h for a CUDA LibTorch (built only with DTOKD_WITH_TORCH_CUDA).
+#include "cuda_device.h"
+
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAFunctions.h>
+
+namespace dtokd {
+
+bool torch_built_with_cuda() { return true; }
+
+std::string torch_cuda_version() {
+#ifdef CUDA_VERSION
+    return std::to_string(CUDA_VERSION / 1000) + "." + std::to_string(CUDA_VERSION % 1000 / 10);
+#else
+    return "unknown";
+#endif
+}
+
+std::vector<GpuInfo> visible_gpus() {
+    std::vector<GpuInfo> out;
+    const int n = int(c10::cuda::device_count());
+    for (int i = 0; i < n; i++) {
+        const cudaDeviceProp *p = at::cuda::getDeviceProperties(i);
+        GpuInfo g;
+        g.index = i;
+        g.name = p->name;
+        g.major = p->major;
+        g.minor = p->minor;
+        g.memory_bytes = int64_t(p->totalGlobalMem);
+        g.multiprocessors = p->multiProcessorCount;
+        out.push_back(g);
+    }
+    return out;
+}
+
+// The Halide CUDA bridge (Halide running on LibTorch's context and stream) is not built
+// yet: the halide back end stays on the CPU, --kernels torch runs on the GPU.
+bool halide_cuda_kernels_linked() { return false; }
+
+}  // namespace dtokd

@@ -1,0 +1,28 @@
+// What the linked LibTorch offers for CUDA: a CUDA build (cuda_device.cpp) or not
+// (cuda_device_none.cpp), chosen by CMake from the LibTorch it found (DTOKD_WITH_TORCH_CUDA).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dtokd {
+
+struct GpuInfo {
+    int index = 0;
+    std::string name;
+    int major = 0, minor = 0;  // compute capability
+    int64_t memory_bytes = 0;
+    int multiprocessors = 0;
+};
+
+// True when this dtokd is built against a LibTorch with CUDA (decided at build time: a
+// CPU LibTorch and a CUDA LibTorch on a machine without a GPU look alike at run time).
+bool torch_built_with_cuda();
+// The CUDA runtime version LibTorch was built with ("" without CUDA), e.g. "13.0".
+std::string torch_cuda_version();
+// The GPUs this process sees (none without CUDA).
+std::vector<GpuInfo> visible_gpus();
+// True when the Halide CUDA kernels are linked into dtokd (the halide back end on a GPU).
+bool halide_cuda_kernels_linked();
+
+}  // namespace dtokd
