@@ -131,7 +131,7 @@ torch::serialize::InputArchive open_archive(const std::string &path, bool *verif
 const char *const kMetaKeys[] = {"dtokd_format_version", "model_name", "num_classes", "in_channels", "height",
                                  "width", "epoch", "step", "config", "optimizer_kind", "optimizer_steps",
                                  "optimizer_tensors" /* written by format 2 before state entries */,
-                                 "class_names", "normalization_mean", "normalization_std", "kernels"};
+                                 "class_names", "normalization_mean", "normalization_std", "kernels", "device"};
 
 bool is_meta_key(const std::string &key) {
     for (const char *k : kMetaKeys)
@@ -174,6 +174,7 @@ CheckpointMeta read_meta(torch::serialize::InputArchive &ar, const std::string &
     const std::vector<std::string> keys = entry_keys(ar, path);
     auto has = [&](const char *key) { return std::find(keys.begin(), keys.end(), key) != keys.end(); };
     if (has("kernels")) m.kernels = read_text(ar, "kernels", path);
+    if (has("device")) m.device = read_text(ar, "device", path);
     if (has("class_names")) {
         const std::string names = read_text(ar, "class_names", path);
         for (size_t at = 0; at < names.size();) {
@@ -228,6 +229,7 @@ void save_checkpoint(const std::string &path, const torch::nn::Module &model, co
     if (!meta.mean.empty()) ar.write("normalization_mean", at::tensor(meta.mean, at::kDouble));
     if (!meta.std.empty()) ar.write("normalization_std", at::tensor(meta.std, at::kDouble));
     if (!meta.kernels.empty()) ar.write("kernels", text(meta.kernels));
+    if (!meta.device.empty()) ar.write("device", text(meta.device));
     for (const auto &p : model.named_parameters(true)) ar.write("param/" + p.key(), p.value().detach().cpu());
     for (const auto &b : model.named_buffers(true)) ar.write("buffer/" + b.key(), b.value().detach().cpu());
     for (const auto &[key, t] : state) ar.write(key, t.detach().cpu());

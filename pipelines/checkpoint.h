@@ -36,6 +36,9 @@ struct CheckpointMeta {
     // The run's --kernels (absent, so empty, in checkpoints older than this entry): another
     // backend rounds differently, so a resumed run must keep it to continue the same numbers.
     std::string kernels;
+    // The device of the run that wrote it ("cpu", "cuda:0"; empty in older checkpoints):
+    // history only, as the tensors are stored on the host and load on any device.
+    std::string device;
 };
 
 // Named tensors beside the weights: what a run needs to continue (optimizer state as

@@ -80,6 +80,7 @@ int run_default_job(const DefaultJobOptions &o) {
     TrainConfig base;
     base.dataset = "fashion-mnist";
     base.kernels = o.kernels;
+    base.device = o.device;
     base.batch_size = 128;
     base.lr = 0.05;
     base.schedule = "cosine";

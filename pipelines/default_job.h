@@ -10,6 +10,7 @@ namespace dtokd {
 struct DefaultJobOptions {
     std::string root = "runs/default";
     std::string kernels = "halide";
+    std::string device = "cpu";
     std::string teacher_model = "cnn_large", student_model = "cnn_small";
     int teacher_epochs = 4, student_epochs = 4;
 };

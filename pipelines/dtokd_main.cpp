@@ -29,6 +29,7 @@
 #include "kernel_autotune.h"
 #include "kernel_selection.h"
 #include "tuning_file.h"
+#include "device.h"
 #include "kernels.h"
 #include "host_allocator.h"
 #include "launch_env.h"
@@ -94,6 +95,11 @@ int run(int argc, char **argv) {
     app.add_option("--threads", threads, "LibTorch and Halide threads (0 = $DTOKD_THREADS or all)")
         ->check(CLI::NonNegativeNumber);
     app.add_option("--kernels", kernels, "halide | torch")->capture_default_str();
+    std::string device = "cpu";
+    app.add_option("--device", device,
+                   "train/distill/eval and the default job: cpu | cuda | cuda:N (needs a CUDA LibTorch; "
+                   "`dtokd info` shows the GPUs)")
+        ->capture_default_str();
     std::string tuning;
     app.add_option("--tuning", tuning,
                    "kernel schedule choices written by `dtokd autotune` (default: $DTOKD_TUNING, else "
@@ -188,6 +194,18 @@ int run(int argc, char **argv) {
     if (nproc > 0 && env.distributed() && std::getenv(dtokd::kLocalLaunchVariable) == nullptr)
         throw std::invalid_argument("--nproc starts its own ranks, but RANK and WORLD_SIZE are set (torchrun?): "
                                     "use one of the two");
+    // The device, checked before any rank starts or any file is read (info, plot, export
+    // and autotune run on the CPU whatever --device says).
+    at::Device run_device(at::kCPU);
+    try {
+        run_device = dtokd::parse_device(device);
+        if (training || eval->parsed() || app.get_subcommands().empty()) {
+            dtokd::check_device_usable(run_device);
+            dtokd::check_device_for_ranks(run_device, std::max(nproc, env.world_size));
+        }
+    } catch (const std::invalid_argument &e) {
+        throw std::invalid_argument(std::string("--device: ") + e.what());
+    }
     if (nproc > 1 && !env.distributed())
         return dtokd::run_local_ranks(nproc, args, std::chrono::seconds(15));
     // Threads per rank: the cores shared by the ranks on this machine.
@@ -237,6 +255,7 @@ int run(int argc, char **argv) {
         TrainConfig &cfg = train->parsed() ? train_cfg : distill_cfg;
         CLI::App *sub = train->parsed() ? train : distill;
         cfg.kernels = kernels;
+        cfg.device = device;
         cfg.threads = threads;
         const std::string &config_file = train->parsed() ? train_config_file : distill_config_file;
         std::string resume = train->parsed() ? train_resume : distill_resume;
@@ -276,6 +295,7 @@ int run(int argc, char **argv) {
         return 0;
     }
     if (eval->parsed()) {
+        eval_cfg.device = device;
         const double acc = dtokd::evaluate_checkpoint(checkpoint, eval_cfg);
         std::cout << "test accuracy " << acc << "\n";
         return 0;
@@ -283,6 +303,7 @@ int run(int argc, char **argv) {
     dtokd::DefaultJobOptions job;
     job.root = root;
     job.kernels = kernels;
+    job.device = device;
     return dtokd::run_default_job(job);
 }
 

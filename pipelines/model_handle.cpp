@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "checkpoint.h"
+#include "device.h"
 #include "model_factory.h"
 
 namespace dtokd {
@@ -142,7 +143,15 @@ ModelHandle build_model(const std::string &name, int in_channels, int height, in
     h.feature_taps = FeatureRequest{/*feats=*/true, /*preact_feats=*/true, /*pooled=*/true};  // every zoo family
     h.set_train = [model](bool on) { model->train(on); };
     h.preact_bn_affine = [model] { return model->preact_bn_affine(); };
+    h.to = [model](const at::Device &d) { model->to(d); };
     return h;
+}
+
+void move_to(ModelHandle &model, const at::Device &device) {
+    if (model.device == device) return;
+    if (!model.to) throw std::invalid_argument(model.name + ": this model cannot be moved to " + device_name(device));
+    model.to(device);
+    model.device = device;
 }
 
 ModelHandle load_teacher(const std::string &path, int in_channels, int height, int width, int num_classes) {
@@ -177,6 +186,7 @@ ModelHandle load_teacher(const std::string &path, int in_channels, int height, i
     h.width = width;
     h.num_classes = num_classes;
     h.set_train = [script](bool on) { script->train(on); };
+    h.to = [script](const at::Device &d) { script->to(d); };
     // Probe the input/output contract before any training starts.
     constexpr int64_t kProbeBatch = 2;
     c10::IValue probe;

@@ -32,7 +32,13 @@ struct ModelHandle {
     // Per preact_feats entry, the (weight, bias) of the BatchNorm before it (ClassifierImpl::
     // preact_bn_affine; OFD's margins). Null for TorchScript teachers, which do not say.
     std::function<std::vector<std::pair<at::Tensor, at::Tensor>>()> preact_bn_affine;
+    // Where its parameters and buffers are, and how to move them (move_to).
+    at::Device device = at::kCPU;
+    std::function<void(const at::Device &)> to;
 };
+
+// Moves the model's parameters and buffers to `device` (nothing when it is there already).
+void move_to(ModelHandle &model, const at::Device &device);
 
 // Throws a std::runtime_error naming `model` and the taps of `request` it does not give, so a
 // trainer can fail before training when an objective needs features the teacher lacks.

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "collective.h"
+#include "device.h"
 #include "flat_arena.h"
 #include "tensor_doubles.h"
 #include "net_taps.h"
@@ -38,15 +39,23 @@ StepEngine::StepEngine(ModelHandle student, ModelHandle teacher, std::unique_ptr
                                         "' reads teacher features: " + e.what());
         }
     }
+    const at::Device &device = options_.device;
+    check_backend_on_device(options_.backend, device);
+    check_device_for_ranks(device, options_.collective ? options_.collective->world_size() : 1);
+    // Before the arena and the optimizer, which allocate beside the parameters.
+    move_to(student_, device);
+    if (has_teacher()) move_to(teacher_, device);
     {
-        // The probe: modules sized from real feature shapes; a tap a network lacks fails here.
+        // The probe: modules sized from real feature shapes (and built on the device of the
+        // features); a tap a network lacks fails here.
         at::NoGradGuard no_grad;
+        const at::Tensor probe = probe_images.to(device);
         student_.set_train(false);
-        NetOutputs s_out = forward_taps(student_, probe_images, student_taps_), t_out;
+        NetOutputs s_out = forward_taps(student_, probe, student_taps_), t_out;
         PrepareContext ctx = context;
         if (has_teacher()) {
             teacher_.set_train(false);
-            t_out = forward_taps(teacher_, probe_images, teacher_taps_);
+            t_out = forward_taps(teacher_, probe, teacher_taps_);
             if (teacher_.preact_bn_affine && ctx.teacher_preact_bn.empty())
                 ctx.teacher_preact_bn = teacher_.preact_bn_affine();
         }
@@ -77,12 +86,14 @@ void StepEngine::broadcast_from_rank0(bool parameters) {
 
 StepEngine::~StepEngine() = default;
 
-void StepEngine::use_cached_teacher_logits(at::Tensor logits) { cached_teacher_logits_ = std::move(logits); }
+void StepEngine::use_cached_teacher_logits(at::Tensor logits) {
+    cached_teacher_logits_ = logits.to(options_.device);  // once; the batches' rows are gathered there
+}
 
 NetOutputs StepEngine::teacher_outputs(const at::Tensor &images, const at::Tensor &indices) {
     NetOutputs out;
     if (!objectives_->needs_teacher()) {
-        out.logits = at::zeros({images.size(0), int64_t(student_.num_classes)}, at::kFloat);
+        out.logits = at::zeros({images.size(0), int64_t(student_.num_classes)}, images.options().dtype(at::kFloat));
         return out;
     }
     if (cached_teacher_logits_.defined() && !teacher_taps_.any()) {

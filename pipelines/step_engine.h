@@ -34,6 +34,9 @@ struct StepEngineOptions {
     // statistics), as PyTorch's DistributedDataParallel does by default; the policy sums
     // across ranks what its trade-off needs. Null: one process.
     Collective *collective = nullptr;
+    // Where the student, the teacher, the arenas, the optimizer and the objectives' modules
+    // live; batches must be on it. The policy's scalar state stays on the host.
+    at::Device device = at::kCPU;
 };
 
 // Named tensors, as checkpoints store them.

@@ -65,8 +65,9 @@ TeacherLogits teacher_logits_for(ModelHandle &teacher, const std::string &teache
     if (progress && !live) std::cerr << "teacher logits: computing for " << data.size() << " images\n";
     while (auto batch = loader.next()) {
         if (batch->labels.numel() == 0) continue;
-        const at::Tensor z = teacher.forward(batch->images);
-        out.logits.index_copy_(0, batch->indices, z.to(at::kFloat));
+        // On the teacher's device; the cache itself is host floats, the same file for any device.
+        const at::Tensor z = teacher.forward(batch->images.to(teacher.device, /*non_blocking=*/true));
+        out.logits.index_copy_(0, batch->indices, z.to(at::kCPU, at::kFloat));
         done += batch->labels.numel();
         if (live) std::cerr << "\rteacher logits: " << done << "/" << data.size() << std::flush;
     }

@@ -67,6 +67,7 @@ struct TrainConfig {
     int64_t checkpoint_every = 0;  // > 0: also checkpoint every this many steps (epoch ends always)
     // Runtime
     std::string kernels = "halide";
+    std::string device = "cpu";  // cpu | cuda | cuda:N (a global option, like kernels)
     int threads = 0;
     uint64_t seed = 0;
     int log_interval = 50;

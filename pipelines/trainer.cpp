@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <iostream>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -21,6 +22,7 @@
 #include "fault_injection.h"
 #include "dataset_registry.h"
 #include "dataset_subset.h"
+#include "device.h"
 #include "lr_schedule.h"
 #include "metrics_log.h"
 #include "model_handle.h"
@@ -46,6 +48,7 @@ double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 // With skip_bad_images, files that fail to decode are left out of the count.
 double accuracy(ModelHandle &model, const ImageDataset &test, Collective *ranks = nullptr, int workers = 1,
                 bool skip_bad_images = false) {
+    // Counted on the model's device and read once: no wait for the device per batch.
     LoaderOptions opts;
     opts.batch_size = 500;
     opts.shuffle = false;
@@ -56,12 +59,16 @@ double accuracy(ModelHandle &model, const ImageDataset &test, Collective *ranks 
     model.set_train(false);
     at::NoGradGuard no_grad;
     const int world = ranks ? ranks->world_size() : 1, rank = ranks ? ranks->rank() : 0;
+    at::Tensor correct_on_device = at::zeros({}, at::TensorOptions(at::kLong).device(model.device));
     int64_t correct = 0, seen = 0;
     for (int64_t i = 0; auto b = loader.next(); i++)
         if (i % world == rank && b->labels.numel() > 0) {
-            correct += model.forward(b->images).argmax(1).eq(b->labels).sum().item<int64_t>();
+            const at::Tensor images = b->images.to(model.device, /*non_blocking=*/true);
+            const at::Tensor labels = b->labels.to(model.device, /*non_blocking=*/true);
+            correct_on_device += model.forward(images).argmax(1).eq(labels).sum();
             seen += b->labels.numel();
         }
+    correct = correct_on_device.item<int64_t>();
     if (distributed(ranks)) {
         std::vector<double> count = {double(correct), double(seen)};
         sum_values(*ranks, count);
@@ -177,6 +184,10 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     const bool resume = start == RunStart::resume;
     check_train_config(cfg);
     const KernelBackend backend = parse_kernel_backend(cfg.kernels);
+    const at::Device device = parse_device(cfg.device);
+    check_device_usable(device);
+    check_backend_on_device(backend, device);
+    check_device_for_ranks(device, ranks ? ranks->world_size() : 1);
     std::unique_ptr<TradeoffPolicy> policy = make_policy(policy_config_for(cfg));
     std::unique_ptr<ObjectiveList> objectives = objective_list_for(cfg);
     check_objectives(cfg, *objectives, *policy);
@@ -204,6 +215,11 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
                                         resumed_meta->kernels +
                                         " ...` (another backend rounds differently, so the run would not continue "
                                         "the numbers it started)");
+        // The device may change: the checkpoint holds host tensors, and the steps continue
+        // (not bit for bit: another device rounds differently).
+        if (lead && cfg.progress && !resumed_meta->device.empty() && resumed_meta->device != device_name(device))
+            std::cerr << "dtokd: resuming on " << device_name(device) << "; the checkpoint was written on "
+                      << resumed_meta->device << "\n";
         if (!diff.empty())
             throw std::invalid_argument(
                 cfg.out + ": the run was started with other options: " + joined(diff, ", ") +
@@ -235,6 +251,7 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     if (distill) {
         teacher = load_teacher(cfg.teacher, train.channels(), train.height(), train.width(), train.num_classes);
         check_same_classes(cfg.teacher, teacher.class_names, train);
+        move_to(teacher, device);  // the cache below is filled there
     }
     RunResult result;
     at::Tensor cached_logits;
@@ -258,6 +275,7 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     engine_options.backend = backend;
     engine_options.kd = kd_options_for(cfg);
     engine_options.collective = ranks;
+    engine_options.device = device;
     StepEngine engine(std::move(student), std::move(teacher), std::move(objectives), std::move(policy),
                       probe_images(train, cfg.skip_bad_images), context, engine_options);
     if (cached_logits.defined()) engine.use_cached_teacher_logits(cached_logits);
@@ -333,6 +351,7 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
         meta.config = resolved_config;
         meta.optimizer_kind = cfg.optimizer;
         meta.kernels = cfg.kernels;
+        meta.device = device_name(device);
         meta.optimizer_steps = engine.optimizer().steps_taken();
         if (train.files) {
             meta.class_names = train.class_names;
@@ -356,12 +375,15 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
         while (loop.step < total_steps) {
             std::optional<Batch> batch = loader.next();
             if (!batch) break;
-            NetOutputs teacher_out = engine.teacher_outputs(batch->images, batch->indices);
+            // On the CPU these are the batch's own tensors; on a GPU, copies queued on its stream.
+            auto on_device = [&](const at::Tensor &t) { return t.defined() ? t.to(device, true) : t; };
+            const at::Tensor batch_images = on_device(batch->images);
+            const BatchTargets targets{on_device(batch->labels), on_device(batch->indices),
+                                       on_device(batch->contrast_indices), epoch};
+            NetOutputs teacher_out = engine.teacher_outputs(batch_images, targets.indices);
             // The step time covers the student forward (run when the batch is made) too.
             const auto step_start = Clock::now();
-            StepStats s = engine.step(batch->images, std::move(teacher_out),
-                                      BatchTargets{batch->labels, batch->indices, batch->contrast_indices, epoch},
-                                      loop.step);
+            StepStats s = engine.step(batch_images, std::move(teacher_out), targets, loop.step);
             s.seconds = since(step_start);
             guard.record(s);
             window.add(s);
@@ -411,6 +433,8 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     result.mean_step_seconds = loop.step > 0 ? loop.step_seconds_sum / double(loop.step) : 0;
     result.final_test_accuracy = loop.epochs.empty() ? 0 : loop.epochs.back().test_accuracy;
     result.resumed = resume;
+    result.device = device_name(device);
+    if (resumed_meta) result.resumed_from_device = resumed_meta->device;
     result.ranks = ranks ? ranks->world_size() : 1;
     result.train_samples = train.size();
     if (train.files) {
@@ -450,6 +474,7 @@ std::string summary_json(const TrainConfig &cfg, const RunResult &r) {
                     {"skipped_steps", r.skipped_steps},
                     {"teacher_logits_cached", r.teacher_logits_cached},
                     {"resumed", r.resumed},
+                    {"device", r.device},
                     {"ranks", r.ranks},
                     {"collective_bytes_per_step", r.collective_bytes_per_step},
                     {"train_samples", r.train_samples}};
@@ -458,6 +483,8 @@ std::string summary_json(const TrainConfig &cfg, const RunResult &r) {
         j["normalization"] = {{"mean", r.mean}, {"std", r.std}};
         j["bad_images"] = {{"count", r.bad_images.size()}, {"files", r.bad_images}};
     }
+    if (!r.resumed_from_device.empty() && r.resumed_from_device != r.device)
+        j["resumed_from_device"] = r.resumed_from_device;
     return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
@@ -479,8 +506,11 @@ double evaluate_checkpoint(const std::string &checkpoint, const TrainConfig &cfg
     }
     const DatasetPair data = load_dataset(cfg.dataset, cfg.data_dir, folder_options);
     check_same_classes(checkpoint, meta.class_names, data.test);
+    const at::Device device = parse_device(cfg.device);
+    check_device_usable(device);
     ModelHandle model = load_teacher(checkpoint, data.test.channels(), data.test.height(), data.test.width(),
                                     data.test.num_classes);
+    move_to(model, device);
     return accuracy(model, data.test, nullptr, loader_workers_for(cfg), cfg.skip_bad_images);
 }
 

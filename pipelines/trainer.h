@@ -26,6 +26,8 @@ struct RunResult {
     double seconds = 0, mean_step_seconds = 0;
     bool teacher_logits_cached = false;
     bool resumed = false;
+    std::string device;               // where this process trained ("cpu", "cuda:0")
+    std::string resumed_from_device;  // a resumed run: where its checkpoint was written ("" if unknown)
     int ranks = 1;  // data-parallel processes
     double collective_bytes_per_step = 0;  // summed or broadcast by a rank per step (0: one process)
     int64_t train_samples = 0;             // training images (after --train-fraction)

@@ -22,6 +22,7 @@
 
 #include "checkpoint.h"
 #include "cli_runner.h"
+#include "cuda_device.h"
 #include "model_factory.h"
 #include "sanitizer_build.h"
 #include "scratch_data.h"
@@ -47,6 +48,17 @@ void expect_one_error(const CliResult &r, const std::vector<std::string> &parts)
     EXPECT_EQ(count(r.output, "dtokd: error:"), 1) << r.output;
     EXPECT_FALSE(contains(r.output, "terminate called")) << r.output;
     for (const std::string &p : parts) EXPECT_TRUE(contains(r.output, p)) << "no '" << p << "' in: " << r.output;
+}
+
+// The train lines of metrics.jsonl without the timing fields.
+std::vector<std::string> train_lines_without_timing(const std::string &metrics) {
+    std::vector<std::string> out;
+    std::istringstream in(metrics);
+    for (std::string line; std::getline(in, line);) {
+        if (!contains(line, "\"type\":\"train\"")) continue;
+        out.push_back(std::regex_replace(line, std::regex(R"(,"step_seconds":[^,}]*)"), ""));
+    }
+    return out;
 }
 
 class DtokdCli : public ::testing::Test {
@@ -347,6 +359,34 @@ TEST_F(DtokdCli, AStalePartialIsKept) {
     EXPECT_EQ(read_bytes(out + ".partial/checkpoint.pt").size(), 100u);
 }
 
+// --device: cpu is the default and changes nothing; a device this build cannot use, or
+// an unknown one, is one error before anything is written.
+TEST_F(DtokdCli, DeviceCpuIsTheDefaultRun) {
+    ASSERT_TRAINED();
+    const CliResult r = run_cli("--device cpu train " + common() + " --out " + quoted(path("oncpu")));
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_EQ(train_lines_without_timing(slurp(path("oncpu/metrics.jsonl"))),
+              train_lines_without_timing(slurp(path("t/metrics.jsonl"))));
+    EXPECT_TRUE(contains(slurp(path("oncpu/summary.json")), "\"device\":\"cpu\"")) << slurp(path("oncpu/summary.json"));
+    EXPECT_EQ(dtokd::read_checkpoint_meta(path("oncpu/checkpoint.pt")).device, "cpu");
+}
+
+TEST_F(DtokdCli, AnUnusableDeviceIsOneError) {
+    const CliResult unknown = run_cli("--device gpu train " + common() + " --out " + quoted(path("gpu")));
+    expect_one_error(unknown, {"--device: device 'gpu' is unknown; expected cpu, cuda or cuda:N"});
+    EXPECT_FALSE(fs::exists(path("gpu")));
+    const CliResult cuda = run_cli("--device cuda distill " + common() + " --method ce --out " + quoted(path("cuda")));
+    if (dtokd::torch_built_with_cuda() && !dtokd::visible_gpus().empty()) GTEST_SKIP() << "this build and machine have a GPU";
+    expect_one_error(cuda, {"--device: device 'cuda:0': "});
+    EXPECT_TRUE(contains(cuda.output, dtokd::torch_built_with_cuda() ? "no CUDA GPU is visible"
+                                                                      : "built against a LibTorch without CUDA"))
+        << cuda.output;
+    EXPECT_FALSE(fs::exists(path("cuda")));
+    EXPECT_FALSE(fs::exists(path("cuda.partial")));
+    // info and the other CPU-side commands still run.
+    EXPECT_EQ(run_cli("--device cuda info").code, 0);
+}
+
 TEST_F(DtokdCli, DistillNeedsATeacher) {
     const CliResult r = run_cli("distill " + common() + " --method kd --out " + quoted(path("noteacher")));
     expect_one_error(r, {"kd", "--teacher"});
@@ -420,6 +460,12 @@ TEST(DtokdCliInfo, ReportsTheHostAllocatorSetting) {
     ASSERT_EQ(plain.code, 0) << plain.output;
     EXPECT_NE(plain.output.find("host allocator: glibc defaults (DTOKD_MALLOC=default)"), std::string::npos)
         << plain.output;
+    // The GPU line: this build's LibTorch and the GPUs it sees.
+    EXPECT_NE(tuned.output.find(dtokd::torch_built_with_cuda()
+                                    ? "GPU: LibTorch with CUDA "
+                                    : "GPU: none usable (this LibTorch was built without CUDA: --device cpu only)"),
+              std::string::npos)
+        << tuned.output;
     const CliResult bad = run_cli("info", "DTOKD_MALLOC=off ");
     EXPECT_NE(bad.code, 0) << bad.output;
     EXPECT_NE(bad.output.find("DTOKD_MALLOC is 'off'; expected 'default' or 'tuned'"), std::string::npos)
@@ -428,18 +474,6 @@ TEST(DtokdCliInfo, ReportsTheHostAllocatorSetting) {
 
 }  // namespace
 
-namespace {
-// The train lines of metrics.jsonl without the timing fields.
-std::vector<std::string> train_lines_without_timing(const std::string &metrics) {
-    std::vector<std::string> out;
-    std::istringstream in(metrics);
-    for (std::string line; std::getline(in, line);) {
-        if (!contains(line, "\"type\":\"train\"")) continue;
-        out.push_back(std::regex_replace(line, std::regex(R"(,"step_seconds":[^,}]*)"), ""));
-    }
-    return out;
-}
-}  // namespace
 
 // `sum` over --objectives kd,ce with --weights 0.9,0.1 is exactly `kd` (same losses,
 // same weights, same per-step numbers), and metrics carry per-objective keys.
