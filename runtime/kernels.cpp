@@ -56,7 +56,9 @@ KdLosses kd_loss(const at::Tensor &student, const at::Tensor &teacher, const at:
         (labels.scalar_type() != at::kLong && labels.scalar_type() != at::kInt))
         throw std::invalid_argument(std::string(k) + ": labels is " + describe(labels) +
                                     "; expected int64 or int32 [" + std::to_string(student.size(0)) + "]");
-    const int64_t lo = labels.min().item<int64_t>(), hi = labels.max().item<int64_t>();
+    // One read of both ends (on a GPU one wait, and a bad label must not reach a gather there).
+    const at::Tensor ends = at::stack({labels.min(), labels.max()}).to(at::kCPU, at::kLong);
+    const int64_t lo = ends[0].item<int64_t>(), hi = ends[1].item<int64_t>();
     if (lo < 0 || hi >= student.size(1))
         throw std::invalid_argument(std::string(k) + ": labels span [" + std::to_string(lo) + ", " +
                                     std::to_string(hi) + "]; expected class indices in [0, " +

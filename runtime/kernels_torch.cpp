@@ -8,43 +8,55 @@
 
 namespace dtokd::detail::torch_backend {
 
+namespace {
+// <g_k, g_l> for k <= l, row by row, as one float64 tensor on the gradients' device: float
+// dot products over 16K-element chunks (one batched matmul per pair, no copy), summed in
+// double. That is the Halide kernel's accuracy contract without a float64 copy: float
+// accumulation over 2^20-element chunks lost 1.7e-5 relative on mixed magnitudes
+// (dtokd_tests --gtest_filter='*LogGramData.MixedMagnitudes/torch*'); 2^14 keeps it < 1e-6.
+// Nothing here waits for the device: the caller reads the result back once.
+at::Tensor raw_gram_on_device(const std::vector<at::Tensor> &flat) {
+    const int n = int(flat.size());
+    const int64_t numel = flat.front().numel(), chunk = int64_t(1) << 14;
+    const int64_t chunks = numel / chunk, head = chunks * chunk;
+    std::vector<at::Tensor> entries;
+    for (int k = 0; k < n; k++)
+        for (int l = k; l < n; l++) {
+            const at::Tensor &a = flat[size_t(k)], &b = flat[size_t(l)];
+            at::Tensor total = at::zeros({}, a.options().dtype(at::kDouble));
+            if (chunks > 0)
+                total += at::bmm(a.narrow(0, 0, head).view({chunks, 1, chunk}),
+                                 b.narrow(0, 0, head).view({chunks, chunk, 1}))
+                             .to(at::kDouble)
+                             .sum();
+            if (head < numel) total += a.narrow(0, head, numel - head).dot(b.narrow(0, head, numel - head)).to(at::kDouble);
+            entries.push_back(total);
+        }
+    return at::stack(entries);
+}
+
+std::vector<double> to_host(const at::Tensor &t) {
+    const at::Tensor h = t.to(at::kCPU).contiguous();
+    return std::vector<double>(h.data_ptr<double>(), h.data_ptr<double>() + h.numel());
+}
+}  // namespace
+
 Gram log_gram(const at::Tensor &a, const at::Tensor &b, double loss_distill, double loss_task, double eps) {
-    // Float dot products over 16K-element chunks, summed in double: the same
-    // accuracy contract as the Halide kernel without a float64 copy of a and b.
-    // at::dot accumulates in float (generic-BLAS LibTorch): 2^20-element chunks lost
-    // 1.7e-5 relative on mixed magnitudes (dtokd_tests
-    // --gtest_filter='*LogGramData.MixedMagnitudes/torch*'); 2^14 keeps it < 1e-6.
-    const at::Tensor fa = a.reshape({-1}), fb = b.reshape({-1});
-    const int64_t n = fa.numel(), chunk = int64_t(1) << 14;
-    double aa = 0, ab = 0, bb = 0;
-    for (int64_t s = 0; s < n; s += chunk) {
-        const int64_t len = std::min(chunk, n - s);
-        const at::Tensor ca = fa.narrow(0, s, len), cb = fb.narrow(0, s, len);
-        aa += ca.dot(ca).item<double>();
-        ab += ca.dot(cb).item<double>();
-        bb += cb.dot(cb).item<double>();
-    }
+    const std::vector<double> raw = to_host(raw_gram_on_device({a.reshape({-1}), b.reshape({-1})}));
     const double ld = std::max(loss_distill, eps), lt = std::max(loss_task, eps);
-    return {aa / (ld * ld), ab / (ld * lt), bb / (lt * lt)};
+    return {raw[0] / (ld * ld), raw[1] / (ld * lt), raw[2] / (lt * lt)};
 }
 
 GramMatrix gram(const std::vector<const at::Tensor *> &grads) {
-    // As log_gram above: float dots over 2^14-element chunks, totals in double.
-    const int n = int(grads.size());
     std::vector<at::Tensor> flat;
     for (const at::Tensor *g : grads) flat.push_back(g->reshape({-1}));
-    const int64_t numel = flat.front().numel(), chunk = int64_t(1) << 14;
+    const std::vector<double> raw = to_host(raw_gram_on_device(flat));  // the one wait for the device
+    const int n = int(grads.size());
     GramMatrix out;
     out.n = n;
-    for (int64_t s = 0; s < numel; s += chunk) {
-        const int64_t len = std::min(chunk, numel - s);
-        std::vector<at::Tensor> c;
-        for (const at::Tensor &f : flat) c.push_back(f.narrow(0, s, len));
-        for (int k = 0; k < n; k++)
-            for (int l = k; l < n; l++) out(k, l) += c[size_t(k)].dot(c[size_t(l)]).item<double>();
-    }
+    size_t i = 0;
     for (int k = 0; k < n; k++)
-        for (int l = 0; l < k; l++) out(k, l) = out(l, k);
+        for (int l = k; l < n; l++) out(k, l) = out(l, k) = raw[i++];
     return out;
 }
 
@@ -59,9 +71,12 @@ KdLosses kd_loss(const at::Tensor &student, const at::Tensor &teacher, const at:
     const at::Tensor nll = -log_soft.gather(1, y).squeeze(1);
     const at::Tensor row_task = (1 - s) * nll - s * log_soft.mean(1);
     const at::Tensor row_kl = (log_p.exp() * (log_p - log_q)).sum(1);
+    // Both means in one read from the device.
+    const std::vector<double> means =
+        to_host(at::stack({row_task.to(at::kDouble).mean(), row_kl.to(at::kDouble).mean()}));
     KdLosses out;
-    out.task = row_task.to(at::kDouble).mean().item<double>();
-    out.distill = t * t * row_kl.to(at::kDouble).mean().item<double>();
+    out.task = means[0];
+    out.distill = t * t * means[1];
     const at::Tensor target = at::full_like(student, s / double(classes)).scatter_add_(
         1, y, at::full({batch, 1}, 1 - s, student.options()));
     grad_task.copy_((log_soft.exp() - target) / double(batch));
