@@ -2,6 +2,7 @@
 // never compete with the training step for LibTorch's intra-op thread pool.
 #include "batch_loader.h"
 
+#include "cuda_device.h"
 #include "image_folder.h"
 
 #include <ATen/ATen.h>
@@ -24,6 +25,8 @@ BatchLoader::BatchLoader(const ImageDataset &data, LoaderOptions options) : data
     if (options_.world_size < 1 || options_.rank < 0 || options_.rank >= options_.world_size)
         throw std::invalid_argument("rank " + std::to_string(options_.rank) + " of " +
                                     std::to_string(options_.world_size) + "; expected 0 <= rank < world size");
+    if (options_.pin_memory && !torch_built_with_cuda())
+        throw std::invalid_argument("pinned batches need a CUDA LibTorch; this one was built without CUDA");
     if (options_.batch_size % options_.world_size != 0)
         throw std::invalid_argument("batch size " + std::to_string(options_.batch_size) +
                                     " cannot be split evenly over " + std::to_string(options_.world_size) +
@@ -147,9 +150,10 @@ Batch BatchLoader::make_batch(const std::vector<int64_t> &rows, uint64_t rng_see
     const int64_t bsz = int64_t(rows.size());
     const int64_t image_numel = int64_t(data_.channels()) * data_.height() * data_.width();
     Batch out;
-    out.images = at::empty({bsz, data_.channels(), data_.height(), data_.width()}, at::kFloat);
-    out.labels = at::empty({bsz}, at::kLong);
-    out.indices = at::empty({bsz}, at::kLong);
+    const at::TensorOptions pinned = at::TensorOptions().pinned_memory(options_.pin_memory);
+    out.images = at::empty({bsz, data_.channels(), data_.height(), data_.width()}, pinned.dtype(at::kFloat));
+    out.labels = at::empty({bsz}, pinned.dtype(at::kLong));
+    out.indices = at::empty({bsz}, pinned.dtype(at::kLong));
     const int64_t *labels = data_.labels.data_ptr<int64_t>();
     float *dst = out.images.data_ptr<float>();
     int64_t *out_labels = out.labels.data_ptr<int64_t>(), *out_rows = out.indices.data_ptr<int64_t>();

@@ -55,6 +55,9 @@ struct LoaderOptions {
     // R), so every rank sees the same number of equal shares. Augmentation and negatives
     // are drawn per rank (not the draws of one process on the whole batch).
     int rank = 0, world_size = 1;
+    // Batches (images, labels, indices) in page-locked memory, so a copy to a GPU with
+    // non_blocking=true is queued on the stream instead of waiting (a CUDA LibTorch only).
+    bool pin_memory = false;
 };
 
 class BatchLoader {

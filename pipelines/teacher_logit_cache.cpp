@@ -55,6 +55,7 @@ TeacherLogits teacher_logits_for(ModelHandle &teacher, const std::string &teache
     opts.shuffle = false;
     opts.workers = workers;
     opts.skip_bad_images = skip_bad_images;
+    opts.pin_memory = teacher.device.is_cuda();
     BatchLoader loader(data, opts);
     loader.start_epoch(0);
     out.logits = at::zeros({data.size(), data.num_classes}, at::kFloat);

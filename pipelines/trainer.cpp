@@ -54,6 +54,7 @@ double accuracy(ModelHandle &model, const ImageDataset &test, Collective *ranks 
     opts.shuffle = false;
     opts.workers = workers;
     opts.skip_bad_images = skip_bad_images;
+    opts.pin_memory = model.device.is_cuda();
     BatchLoader loader(test, opts);
     loader.start_epoch(0);
     model.set_train(false);
@@ -91,6 +92,7 @@ std::unique_ptr<BatchLoader> train_loader_for(const TrainConfig &cfg, const Imag
                                               ObjectiveList &objectives, Collective *ranks) {
     LoaderOptions o = train_loader_options_for(cfg);
     o.contrast_negatives = objectives.contrast_negatives();
+    o.pin_memory = parse_device(cfg.device).is_cuda();
     if (ranks) {
         o.rank = ranks->rank();
         o.world_size = ranks->world_size();

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "batch_loader.h"
+#include "cuda_device.h"
 #include "scratch_data.h"
 
 namespace {
@@ -301,4 +302,33 @@ TEST(BatchLoader, RanksSplitEachGlobalBatchEvenly) {
     bad.batch_size = 8;
     bad.rank = 4;
     dtokd_test::expect_error<std::invalid_argument>([&] { BatchLoader loader(d, bad); }, {"rank 4 of 4"});
+}
+
+// Pinned batches (for asynchronous copies to a GPU): one clear error on a LibTorch without
+// CUDA; with CUDA, page-locked and the same batches as unpinned ones.
+TEST(BatchLoader, PinnedBatchesNeedCudaAndAreTheSameBatches) {
+    const ImageDataset d = toy_dataset();
+    LoaderOptions o;
+    o.batch_size = 8;
+    o.pin_memory = true;
+    if (!dtokd::torch_built_with_cuda()) {
+        try {
+            BatchLoader loader(d, o);
+            FAIL() << "a pinned loader was made on a LibTorch without CUDA";
+        } catch (const std::invalid_argument &e) {
+            EXPECT_STREQ(e.what(), "pinned batches need a CUDA LibTorch; this one was built without CUDA");
+        }
+        return;
+    }
+    if (dtokd::visible_gpus().empty()) GTEST_SKIP() << "pinned memory needs a visible GPU";
+    BatchLoader pinned(d, o);
+    o.pin_memory = false;
+    BatchLoader plain(d, o);
+    const auto a = epoch_batches(pinned, 0), b = epoch_batches(plain, 0);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); i++) {
+        EXPECT_TRUE(a[i].images.is_pinned() && a[i].labels.is_pinned()) << i;
+        EXPECT_TRUE(torch::equal(a[i].images, b[i].images)) << i;
+        EXPECT_TRUE(torch::equal(a[i].labels, b[i].labels)) << i;
+    }
 }
