@@ -33,8 +33,4 @@ std::vector<GpuInfo> visible_gpus() {
     return out;
 }
 
-// The Halide CUDA bridge (Halide running on LibTorch's context and stream) is not built
-// yet: the halide back end stays on the CPU, --kernels torch runs on the GPU.
-bool halide_cuda_kernels_linked() { return false; }
-
 }  // namespace dtokd

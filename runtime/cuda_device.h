@@ -22,7 +22,8 @@ bool torch_built_with_cuda();
 std::string torch_cuda_version();
 // The GPUs this process sees (none without CUDA).
 std::vector<GpuInfo> visible_gpus();
-// True when the Halide CUDA kernels are linked into dtokd (the halide back end on a GPU).
+// True when the Halide CUDA kernels are linked into dtokd, so the halide back end runs on
+// a GPU too (halide_cuda_kernels.cpp; false from halide_cuda_kernels_none.cpp).
 bool halide_cuda_kernels_linked();
 
 }  // namespace dtokd

@@ -6,6 +6,5 @@ namespace dtokd {
 bool torch_built_with_cuda() { return false; }
 std::string torch_cuda_version() { return ""; }
 std::vector<GpuInfo> visible_gpus() { return {}; }
-bool halide_cuda_kernels_linked() { return false; }
 
 }  // namespace dtokd

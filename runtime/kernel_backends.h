@@ -38,4 +38,17 @@ void sgd_update(at::Tensor &theta, at::Tensor &buf, const Direction &d, const Sg
 void adamw_update(at::Tensor &theta, at::Tensor &m, at::Tensor &v, const Direction &d, const AdamWScalars &s);
 }  // namespace halide_backend
 
+// The halide back end on CUDA tensors: the kernels' CUDA variants on LibTorch's context and
+// current stream (halide_cuda_kernels.cpp), or, in a build without them, one
+// std::invalid_argument (halide_cuda_kernels_none.cpp). The Gram and the losses are read back
+// once per call; the updates run in place without waiting.
+namespace halide_cuda_backend {
+GramMatrix gram(const std::vector<const at::Tensor *> &grads);
+Gram log_gram(const at::Tensor &a, const at::Tensor &b, double loss_distill, double loss_task, double eps);
+KdLosses kd_loss(const at::Tensor &student, const at::Tensor &teacher, const at::Tensor &labels,
+                 const KdLossOptions &options, at::Tensor &grad_task, at::Tensor &grad_distill);
+void sgd_update(at::Tensor &theta, at::Tensor &buf, const Direction &d, const SgdScalars &s);
+void adamw_update(at::Tensor &theta, at::Tensor &m, at::Tensor &v, const Direction &d, const AdamWScalars &s);
+}  // namespace halide_cuda_backend
+
 }  // namespace dtokd::detail

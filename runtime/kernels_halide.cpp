@@ -3,9 +3,8 @@
 // now (kernel_selection.h; the default schedule unless tuned). Optimizer kernels
 // run in place: the output buffers alias theta and the state (safe, see
 // generators/combined_gradient.h).
-// N-gradient kernels (N = 1..kMaxObjectives): the generated C signature has one buffer
-// argument per gradient (grads_0 .. grads_{N-1}) and one float per coefficient or loss,
-// so each N is its own function type; the call is spelled once, over an index_sequence.
+// N-gradient kernels (N = 1..kMaxObjectives): called through halide_calls.h. CUDA tensors
+// go to the kernels' CUDA variants (halide_cuda_kernels.cpp, in a CUDA build).
 #include <ATen/ATen.h>
 
 #include <array>
@@ -34,12 +33,14 @@
 #include "dtokd_sgd_update7.h"
 #include "dtokd_sgd_update8.h"
 #include "halide_bridge.h"
+#include "halide_calls.h"
 #include "kernel_backends.h"
 #include "kernel_variants.h"
 
 namespace dtokd::detail::halide_backend {
 
 Gram log_gram(const at::Tensor &a, const at::Tensor &b, double loss_distill, double loss_task, double eps) {
+    if (a.is_cuda()) return halide_cuda_backend::log_gram(a, b, loss_distill, loss_task, eps);
     check_cpu("log_gram", "a", a);
     check_cpu("log_gram", "b", b);
     auto ba = flat_buffer(a), bb = flat_buffer(b);
@@ -86,30 +87,6 @@ auto adamw_update_fn() {
     return fn;
 }
 
-// f(std::integral_constant<int, N>{}) for the run-time n in 1..kMaxObjectives.
-template <class F, int... I>
-int with_count(int n, F &&f, std::integer_sequence<int, I...>) {
-    int status = 0;
-    const bool found = ((n == I + 1 && ((status = f(std::integral_constant<int, I + 1>{})), true)) || ...);
-    if (!found)
-        throw std::logic_error("halide back end: " + std::to_string(n) + " gradients; kernels exist for 1.." +
-                               std::to_string(kMaxObjectives));
-    return status;
-}
-template <class F>
-int with_count(int n, F &&f) {
-    return with_count(n, std::forward<F>(f), std::make_integer_sequence<int, kMaxObjectives>{});
-}
-
-using GradientBuffers = std::array<Halide::Runtime::Buffer<float>, kMaxObjectives>;
-
-// fn(grads_0 .. grads_{N-1}, scalars_0 .. scalars_{N-1}, rest...): the generated N-gradient call.
-template <class Fn, size_t... K, class... Rest>
-int call_n(Fn fn, std::index_sequence<K...>, GradientBuffers &grads, const std::array<float, kMaxObjectives> &scalars,
-           Rest &&...rest) {
-    return fn(grads[K]..., scalars[K]..., std::forward<Rest>(rest)...);
-}
-
 GradientBuffers gradient_buffers(const char *kernel, const at::Tensor *const *grads, int n) {
     GradientBuffers out;
     for (int k = 0; k < n; k++) {
@@ -119,9 +96,6 @@ GradientBuffers gradient_buffers(const char *kernel, const at::Tensor *const *gr
     return out;
 }
 
-// The name in a Halide error: the kernel as the tuning file names it, e.g. sgd_update3.
-std::string kernel_name(const char *family, int n) { return family + std::to_string(n); }
-
 }  // namespace
 
 bool supports_gram(int n, KernelBackend backend) {
@@ -130,6 +104,7 @@ bool supports_gram(int n, KernelBackend backend) {
 bool supports_update(int n) { return n >= 1 && n <= kMaxObjectives; }
 
 GramMatrix gram(const std::vector<const at::Tensor *> &grads) {
+    if (grads.front()->is_cuda()) return halide_cuda_backend::gram(grads);
     const int n = int(grads.size());
     GradientBuffers g = gradient_buffers("log_gram", grads.data(), n);
     // Losses 1 and eps 1: the kernel's 1/(L_k L_l) is exactly 1, so it returns the raw dot
@@ -152,6 +127,7 @@ GramMatrix gram(const std::vector<const at::Tensor *> &grads) {
 
 KdLosses kd_loss(const at::Tensor &student, const at::Tensor &teacher, const at::Tensor &labels,
                  const KdLossOptions &options, at::Tensor &grad_task, at::Tensor &grad_distill) {
+    if (student.is_cuda()) return halide_cuda_backend::kd_loss(student, teacher, labels, options, grad_task, grad_distill);
     for (const at::Tensor *t : std::initializer_list<const at::Tensor *>{&student, &teacher, &labels, &grad_task, &grad_distill})
         check_cpu("kd_loss", "an argument", *t);
     const at::Tensor labels32 = labels.scalar_type() == at::kInt ? labels.contiguous() : labels.to(at::kInt);
@@ -165,15 +141,8 @@ KdLosses kd_loss(const at::Tensor &student, const at::Tensor &teacher, const at:
     return {losses(0), losses(1)};
 }
 
-namespace {
-std::array<float, kMaxObjectives> coefficients(const Direction &d) {
-    std::array<float, kMaxObjectives> c{};
-    for (int k = 0; k < d.count; k++) c[size_t(k)] = float(d.coeffs[size_t(k)]);
-    return c;
-}
-}  // namespace
-
 void sgd_update(at::Tensor &theta, at::Tensor &buf, const Direction &d, const SgdScalars &s) {
+    if (theta.is_cuda()) return halide_cuda_backend::sgd_update(theta, buf, d, s);
     check_cpu("sgd_update", "theta", theta);
     auto p = flat_buffer(theta), mb = flat_buffer(buf);
     GradientBuffers g = gradient_buffers("sgd_update", d.grads.data(), d.count);
@@ -187,6 +156,7 @@ void sgd_update(at::Tensor &theta, at::Tensor &buf, const Direction &d, const Sg
 }
 
 void adamw_update(at::Tensor &theta, at::Tensor &m, at::Tensor &v, const Direction &d, const AdamWScalars &s) {
+    if (theta.is_cuda()) return halide_cuda_backend::adamw_update(theta, m, v, d, s);
     check_cpu("adamw_update", "theta", theta);
     auto p = flat_buffer(theta), bm = flat_buffer(m), bv = flat_buffer(v);
     GradientBuffers g = gradient_buffers("adamw_update", d.grads.data(), d.count);
