@@ -158,30 +158,36 @@ class PeerStep:
         return dict(pi1=pi1, pi2=pi2, loss_distill=ld_v, loss_task=lt_v)
 
 
-def make_step(manifest, initial, method=None, gram='foreach'):
-    model = build_student(manifest, initial)
+def make_step(manifest, initial, method=None, gram='foreach', device='cpu'):
+    model = build_student(manifest, initial).to(device)
     return PeerStep(model, method or manifest['method'], manifest['lr'], manifest['momentum'],
                     manifest['weight_decay'], gram=gram, temperature=manifest['temperature'],
                     eps=manifest['eps'], alpha_distill=manifest['alpha_distill'],
                     alpha_task=manifest['alpha_task'])
 
 
-def batch(initial):
-    return initial['images'], initial['labels'], initial['teacher_logits']
+def batch(initial, device='cpu'):
+    return tuple(initial[k].to(device) for k in ('images', 'labels', 'teacher_logits'))
+
+
+def synchronize(device):
+    """Waits for the device's queued work (a GPU step's time is its finished work)."""
+    if torch.device(device).type == 'cuda':
+        torch.cuda.synchronize()
 
 
 def cmd_check(args):
     manifest, initial, after = load_dump(args.dir)
-    step = make_step(manifest, initial, gram=args.gram)
-    got = step(*batch(initial))
+    step = make_step(manifest, initial, gram=args.gram, device=args.device)
+    got = step(*batch(initial, args.device))
     want = manifest['result']
     worst_name, worst, moved = '', 0.0, 0.0
     for name, p in step.model.named_parameters():
-        d = (p.detach() - after['param/' + name]).abs().max().item()
+        d = (p.detach().cpu() - after['param/' + name]).abs().max().item()
         moved = max(moved, (after['param/' + name] - initial['param/' + name]).abs().max().item())
         if d >= worst:
             worst_name, worst = name, d
-    out = dict(model=manifest['model'], method=step.method, gram=args.gram,
+    out = dict(model=manifest['model'], method=step.method, gram=args.gram, device=args.device,
                pi1_torch=got['pi1'], pi1_dtokd=want['pi1'], pi_abs_diff=abs(got['pi1'] - want['pi1']),
                loss_distill_abs_diff=abs(got['loss_distill'] - want['loss_distill']),
                loss_task_abs_diff=abs(got['loss_task'] - want['loss_task']),
@@ -194,8 +200,8 @@ def cmd_check(args):
 
 def cmd_time(args):
     manifest, initial, _ = load_dump(args.dir)
-    step = make_step(manifest, initial, method=args.method, gram=args.gram)
-    x, y, zt = batch(initial)
+    step = make_step(manifest, initial, method=args.method, gram=args.gram, device=args.device)
+    x, y, zt = batch(initial, args.device)
     if args.channels_last:  # NHWC activations and conv weights: oneDNN convolves without layout reorders
         step.model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -205,9 +211,11 @@ def cmd_time(args):
     prof = torch.autograd.profiler.profile() if args.profile else None
     if prof:
         prof.__enter__()
+    synchronize(args.device)
     for _ in range(args.steps):
         t0 = time.perf_counter()
         step(x, y, zt)
+        synchronize(args.device)
         total.append(1e3 * (time.perf_counter() - t0))
         forward.append(1e3 * step.forward_seconds)
         backward.append(1e3 * step.backward_seconds)
@@ -215,6 +223,7 @@ def cmd_time(args):
         prof.__exit__(None, None, None)
         prof.export_chrome_trace(args.profile)
     print(json.dumps(dict(impl='torch', mode='time', model=manifest['model'], method=step.method, gram=args.gram,
+                          device=args.device, torch=torch.__version__,
                           channels_last=args.channels_last,
                           threads=torch.get_num_threads(), params=sum(p.numel() for p in step.params),
                           step_ms=total, forward_ms=forward, backward_ms=backward)))
@@ -255,6 +264,7 @@ def cmd_arith(args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument('--threads', type=int, default=os.cpu_count(), help='torch.set_num_threads (default: all)')
+    ap.add_argument('--device', default='cpu', help='check and time: cpu or cuda (the same GPU as peer_step --device)')
     sub = ap.add_subparsers(dest='cmd', required=True)
     c = sub.add_parser('check')
     c.add_argument('dir')

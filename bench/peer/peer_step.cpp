@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "device.h"
 #include "flat_arena.h"
 #include "fused_optimizer.h"
 #include "host_allocator.h"
@@ -44,14 +45,16 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct Args {
-    std::string mode, model = "cnn_small", method = "dto", out, profile;
+    std::string mode, model = "cnn_small", method = "dto", out, profile, device = "cpu", kernels = "halide";
     int channels = 1, height = 28, width = 28, classes = 10, batch = 128, threads = 0, warmup = 5, steps = 20;
     int64_t seed = 0;
     double lr = 0.05, momentum = 0.9, weight_decay = 5e-4;
 };
 
 Args parse(int argc, char **argv) {
-    if (argc < 2) throw std::invalid_argument("usage: peer_step dump|time|arith [--model M] [--input CxHxW] ...");
+    if (argc < 2)
+        throw std::invalid_argument(
+            "usage: peer_step dump|time|arith [--model M] [--input CxHxW] [--device cpu|cuda] [--kernels halide|torch] ...");
     Args a;
     a.mode = argv[1];
     if (a.mode != "dump" && a.mode != "time" && a.mode != "arith")
@@ -74,6 +77,8 @@ Args parse(int argc, char **argv) {
         else if (k == "--seed") a.seed = std::stoll(v);
         else if (k == "--lr") a.lr = std::stod(v);
         else if (k == "--profile") a.profile = v;
+        else if (k == "--device") a.device = v;
+        else if (k == "--kernels") a.kernels = v;
         else throw std::invalid_argument("option '" + k + "' is unknown");
     }
     if (a.mode == "dump" && a.out.empty()) throw std::invalid_argument("dump needs --out DIR");
@@ -117,8 +122,13 @@ struct Setup {
     std::unique_ptr<dtokd::ObjectiveList> list = dtokd::make_objective_list({"kd", "ce"});
     torch::Tensor images, labels, teacher_logits;
 
-    explicit Setup(const Args &a) {
-        torch::manual_seed(a.seed);
+    at::Device device = at::kCPU;
+    dtokd::KernelBackend backend = dtokd::KernelBackend::halide;
+
+    explicit Setup(const Args &a) : device(dtokd::parse_device(a.device)), backend(dtokd::parse_kernel_backend(a.kernels)) {
+        dtokd::check_device_usable(device);
+        dtokd::check_backend_on_device(backend, device);
+        torch::manual_seed(a.seed);  // everything drawn on the CPU: the same numbers on every device
         student = dtokd::build_model(a.model, a.channels, a.height, a.width, a.classes);
         images = torch::randn({a.batch, a.channels, a.height, a.width});
         labels = torch::randint(0, a.classes, {a.batch}, torch::kLong);
@@ -126,6 +136,10 @@ struct Setup {
         // partly together and pi lands inside (0, 1) rather than on a clamp.
         teacher_logits = torch::randn({a.batch, a.classes}) * 2.0 +
                          torch::one_hot(labels, a.classes).to(torch::kFloat) * 4.0;
+        dtokd::move_to(student, device);
+        images = images.to(device);
+        labels = labels.to(device);
+        teacher_logits = teacher_logits.to(device);
         dtokd::PolicyConfig pc;
         pc.method = a.method;
         policy = dtokd::make_policy(pc);
@@ -134,7 +148,7 @@ struct Setup {
         oc.sgd.lr = a.lr;
         oc.sgd.momentum = a.momentum;
         oc.sgd.weight_decay = a.weight_decay;
-        optimizer = std::make_unique<dtokd::FusedOptimizer>(arena->params(), oc, dtokd::KernelBackend::halide);
+        optimizer = std::make_unique<dtokd::FusedOptimizer>(arena->params(), oc, backend);
         student.set_train(true);
     }
 
@@ -147,11 +161,11 @@ struct Setup {
         teacher.logits = teacher_logits;
         dtokd::ObjectiveBatch pair(
             *list, [&s, x] { return dtokd::NetOutputs{s.forward(x), {}, {}, {}}; }, *student.module, teacher, {labels},
-            {}, dtokd::KernelBackend::halide);
+            {}, backend);
         Phases local;
         local.forward = seconds_since(t0);
         TimedObjectives timed(pair, local.backward);
-        dtokd::PolicyContext ctx{*arena, *optimizer, dtokd::KernelBackend::halide};
+        dtokd::PolicyContext ctx{*arena, *optimizer, backend};
         const dtokd::StepStats st = policy->step(timed, ctx, n);
         if (phases) *phases = local;
         return st;
@@ -201,6 +215,8 @@ void dump(const Args &a, int threads) {
         {"batch", a.batch},
         {"method", a.method},
         {"seed", a.seed},
+        {"device", a.device},
+        {"kernels", a.kernels},
         {"threads", threads},
         {"lr", a.lr},
         {"momentum", a.momentum},
@@ -221,7 +237,12 @@ void dump(const Args &a, int threads) {
 void time_steps(const Args &a, int threads) {
     Setup s(a);
     int64_t n = 0;
-    for (int i = 0; i < a.warmup; i++) s.step(n++);  // first calls allocate and JIT (oneDNN)
+    for (int i = 0; i < a.warmup; i++) s.step(n++);  // first calls allocate and JIT (oneDNN, PTX)
+    // A GPU step's time is its finished work: wait for the device before and after each.
+    auto synchronize = [&] {
+        if (s.device.is_cuda()) torch::cuda::synchronize(s.device.index());
+    };
+    synchronize();
     std::vector<double> total, forward, backward;
     // --profile FILE: LibTorch's profiler over the timed steps, a Chrome trace (profile_ops.py reads it).
     std::unique_ptr<torch::autograd::profiler::RecordProfile> profiler;
@@ -230,12 +251,14 @@ void time_steps(const Args &a, int threads) {
         Phases ph;
         const auto t0 = Clock::now();
         const dtokd::StepStats st = s.step(n++, &ph);
+        synchronize();
         total.push_back(1e3 * seconds_since(t0));
         forward.push_back(1e3 * ph.forward);
         backward.push_back(1e3 * ph.backward);
         if (st.skipped) throw std::runtime_error("step " + std::to_string(n) + " skipped: " + st.skip_reason);
     }
     const nlohmann::ordered_json line = {{"impl", "dtokd"},    {"mode", "time"},       {"model", a.model},
+                                         {"device", a.device},  {"kernels", a.kernels},
                                          {"method", a.method},  {"threads", threads},   {"params", s.arena->numel()},
                                          {"step_ms", total},    {"forward_ms", forward}, {"backward_ms", backward}};
     std::cout << line.dump() << "\n";
@@ -249,8 +272,8 @@ void time_arithmetic(const Args &a, int threads) {
     arena.gradients(0).normal_();
     arena.gradients(1).normal_();
     auto once = [&] {
-        const dtokd::Gram g = dtokd::log_gram(arena.gradients(0), arena.gradients(1), 1.3, 0.7, 1e-8,
-                                              dtokd::KernelBackend::halide);
+        const dtokd::Gram g =
+            dtokd::log_gram(arena.gradients(0), arena.gradients(1), 1.3, 0.7, 1e-8, s.backend);
         const dtokd::Tradeoff t = dtokd::min_norm_tradeoff(g);
         s.optimizer->step(arena.params(), dtokd::dto_direction(arena.gradients(0), arena.gradients(1), t.pi1,
                                                                t.pi2, 1.3, 0.7, 1e-8));
