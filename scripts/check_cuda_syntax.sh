@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A syntax-only compile of the files that only a CUDA LibTorch build compiles (the GPU
-# path: runtime/cuda_device.cpp, the Halide CUDA bridge and kernels, tests/cuda/test_gpu_*),
+# path: runtime/cuda_device.cpp, the Halide CUDA bridge and kernels, tests/cuda/test_gpu_*,
+# bench/bm_gpu_kernels.cpp),
 # against Debian's ATen/c10 CUDA headers and a CUDA toolkit's headers, so typos and wrong
 # names are found here and not on a lent GPU machine. It links nothing, and APIs that only
 # LibTorch 2.x has or lacks are not seen. Not run by CI (it needs a CUDA toolkit's headers).
@@ -28,10 +29,10 @@ mkdir -p "$shim/c10/cuda/impl"
 echo '#pragma once' >"$shim/c10/cuda/impl/cuda_cmake_macros.h"
 status=0
 for f in runtime/cuda_device.cpp runtime/halide_cuda_bridge.cpp runtime/halide_cuda_kernels.cpp \
-         tests/cuda/test_gpu_*.cpp; do
+         tests/cuda/test_gpu_*.cpp bench/bm_gpu_kernels.cpp; do
   if g++ -std=c++17 -fsyntax-only -Wall -Wextra -isystem "$shim" -isystem /usr/include/torch/csrc/api/include \
        -isystem "$cuda_include" -isystem /usr/include/halide14 -I"$kernel_headers" -I"$here/runtime" \
-       -I"$here/pipelines" -I"$here/models" -DDTOKD_CLI='"dtokd"' "$here/$f"; then
+       -I"$here/pipelines" -I"$here/models" -I"$here/bench" -DDTOKD_CLI='"dtokd"' "$here/$f"; then
     echo "ok    $f"
   else
     echo "FAIL  $f"; status=1
