@@ -56,13 +56,16 @@ KdLosses kd_loss(const at::Tensor &student, const at::Tensor &teacher, const at:
         (labels.scalar_type() != at::kLong && labels.scalar_type() != at::kInt))
         throw std::invalid_argument(std::string(k) + ": labels is " + describe(labels) +
                                     "; expected int64 or int32 [" + std::to_string(student.size(0)) + "]");
-    // One read of both ends (on a GPU one wait, and a bad label must not reach a gather there).
-    const at::Tensor ends = at::stack({labels.min(), labels.max()}).to(at::kCPU, at::kLong);
-    const int64_t lo = ends[0].item<int64_t>(), hi = ends[1].item<int64_t>();
-    if (lo < 0 || hi >= student.size(1))
-        throw std::invalid_argument(std::string(k) + ": labels span [" + std::to_string(lo) + ", " +
-                                    std::to_string(hi) + "]; expected class indices in [0, " +
-                                    std::to_string(student.size(1) - 1) + "]");
+    // Labels on a GPU are not range-checked here: that would wait for the device every step.
+    // The datasets check them when they load, and both back ends clamp them there, so a bad
+    // label cannot read out of bounds.
+    if (labels.is_cpu()) {
+        const int64_t lo = labels.min().item<int64_t>(), hi = labels.max().item<int64_t>();
+        if (lo < 0 || hi >= student.size(1))
+            throw std::invalid_argument(std::string(k) + ": labels span [" + std::to_string(lo) + ", " +
+                                        std::to_string(hi) + "]; expected class indices in [0, " +
+                                        std::to_string(student.size(1) - 1) + "]");
+    }
     check_positive_scalar(k, "temperature", options.temperature);
     if (!(options.label_smoothing >= 0 && options.label_smoothing < 1))
         throw std::invalid_argument(std::string(k) + ": label_smoothing is " +

@@ -47,6 +47,8 @@ GramMatrix log_gram(const std::vector<const at::Tensor *> &grads, const std::vec
 
 // Logit-level KD: losses and their gradients w.r.t. the student logits [B, C].
 // grad_task and grad_distill must be preallocated float32 [B, C] tensors (overwritten).
+// Labels outside [0, C) are an error on the CPU; on a GPU they are not checked (that would
+// wait for the device) but clamped, so they cannot read out of bounds.
 struct KdLosses {
     double task = 0, distill = 0;
 };

@@ -67,7 +67,8 @@ KdLosses kd_loss(const at::Tensor &student, const at::Tensor &teacher, const at:
     const at::Tensor log_soft = at::log_softmax(student, 1);
     const at::Tensor log_q = at::log_softmax(student / t, 1);
     const at::Tensor log_p = at::log_softmax(teacher / t, 1);
-    const at::Tensor y = labels.to(at::kLong).unsqueeze(1);
+    // Clamped as the Halide kernel does: labels on a GPU are not range-checked (kernels.cpp).
+    const at::Tensor y = labels.to(at::kLong).clamp(0, classes - 1).unsqueeze(1);
     const at::Tensor nll = -log_soft.gather(1, y).squeeze(1);
     const at::Tensor row_task = (1 - s) * nll - s * log_soft.mean(1);
     const at::Tensor row_kl = (log_p.exp() * (log_p - log_q)).sum(1);

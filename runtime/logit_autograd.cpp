@@ -17,7 +17,7 @@ ObjectiveValue logit_autograd(const at::Tensor &logits, const std::function<at::
         throw std::invalid_argument("logit_autograd: the loss has shape " + std::string(c10::str(loss.sizes())) +
                                     "; expected a scalar");
     ObjectiveValue v;
-    v.loss = loss.item<double>();
+    v.set_loss(loss);
     v.logit_grad = torch::autograd::grad({loss}, {z}).at(0);
     return v;
 }

@@ -92,9 +92,18 @@ struct ObjectiveValue {
     double loss = 0;
     at::Tensor logit_grad;   // logit-level objectives
     at::Tensor loss_tensor;  // autograd objectives
+    // A loss on a GPU whose value is not read yet (`loss` is NaN until then): reading it
+    // would wait for the device, so ObjectiveBatch reads all of a batch's in one copy
+    // (read_pending_losses). Undefined on the CPU, where `loss` is read at once.
+    at::Tensor pending_loss;
     // An autograd objective's value: the scalar loss tensor and its value.
     static ObjectiveValue of_loss_tensor(at::Tensor loss);
+    // `loss` from a scalar tensor: at once on the CPU, pending on a GPU.
+    void set_loss(const at::Tensor &scalar);
 };
+
+// Reads every pending loss of `values` to the host in one copy (one wait for the device).
+void read_pending_losses(std::vector<ObjectiveValue> &values);
 
 class Objective {
 public:

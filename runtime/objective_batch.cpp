@@ -5,6 +5,7 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/nn/module.h>
 
+#include <limits>
 #include <list>
 #include <stdexcept>
 
@@ -12,11 +13,34 @@
 
 namespace dtokd {
 
+void ObjectiveValue::set_loss(const at::Tensor &scalar) {
+    if (scalar.is_cpu()) {
+        loss = scalar.item<double>();
+        return;
+    }
+    loss = std::numeric_limits<double>::quiet_NaN();
+    pending_loss = scalar.detach().reshape({}).to(at::kDouble);
+}
+
 ObjectiveValue ObjectiveValue::of_loss_tensor(at::Tensor loss) {
     ObjectiveValue v;
-    v.loss = loss.item<double>();
+    v.set_loss(loss);
     v.loss_tensor = std::move(loss);
     return v;
+}
+
+void read_pending_losses(std::vector<ObjectiveValue> &values) {
+    std::vector<at::Tensor> pending;
+    for (const ObjectiveValue &v : values)
+        if (v.pending_loss.defined()) pending.push_back(v.pending_loss);
+    if (pending.empty()) return;
+    const at::Tensor host = at::stack(pending).to(at::kCPU);
+    size_t i = 0;
+    for (ObjectiveValue &v : values)
+        if (v.pending_loss.defined()) {
+            v.loss = host[int64_t(i++)].item<double>();
+            v.pending_loss = at::Tensor();
+        }
 }
 
 ObjectiveBatch::ObjectiveBatch(ObjectiveList &objectives, std::function<NetOutputs()> forward,
@@ -54,6 +78,7 @@ std::vector<ObjectiveValue> ObjectiveBatch::evaluate(const NetOutputs &student, 
                        targets_.contrast_indices, targets_.epoch, update_state};
     std::vector<ObjectiveValue> values;
     for (int k = 0; k < objectives_.size(); k++) values.push_back(objectives_.at(k).evaluate(in));
+    read_pending_losses(values);
     return values;
 }
 
