@@ -23,6 +23,7 @@
 #include "checkpoint.h"
 #include "cli_runner.h"
 #include "cuda_device.h"
+#include "cuda_tagged_archive.h"
 #include "model_factory.h"
 #include "sanitizer_build.h"
 #include "scratch_data.h"
@@ -369,6 +370,32 @@ TEST_F(DtokdCli, DeviceCpuIsTheDefaultRun) {
               train_lines_without_timing(slurp(path("t/metrics.jsonl"))));
     EXPECT_TRUE(contains(slurp(path("oncpu/summary.json")), "\"device\":\"cpu\"")) << slurp(path("oncpu/summary.json"));
     EXPECT_EQ(dtokd::read_checkpoint_meta(path("oncpu/checkpoint.pt")).device, "cpu");
+}
+
+// A run whose checkpoint a GPU wrote (meta device cuda:0, every storage tagged cuda:0, as
+// a CUDA LibTorch saves them) resumes on this CPU-only build and says so in its summary.
+TEST_F(DtokdCli, ARunCheckpointedOnAGpuResumesOnTheCpu) {
+    ASSERT_TRAINED();
+    const fs::path run = path("from_gpu");
+    fs::copy(path("t"), run, fs::copy_options::recursive);
+    const std::string ckpt = run / "checkpoint.pt";
+    auto model = dtokd::make_model("cnn_small", 1, 10);
+    dtokd::CheckpointEntries state;
+    dtokd::CheckpointMeta meta = dtokd::load_checkpoint(ckpt, *model, &state);
+    EXPECT_EQ(meta.device, "cpu");
+    meta.device = "cuda:0";
+    dtokd::save_checkpoint(ckpt, *model, meta, state);
+    const Bytes file = read_bytes(ckpt);
+    const std::string tagged = dtokd::frame_checkpoint_payload(
+        retag_archive_to_cuda(std::string(file.begin() + 24, file.end())));  // after the 24-byte frame
+    write_bytes(ckpt, Bytes(tagged.begin(), tagged.end()));
+    ASSERT_EQ(dtokd::read_checkpoint_meta(ckpt).device, "cuda:0");
+    const CliResult r = run_cli("--device cpu train --resume " + quoted(run.string()) + " --epochs 2 --max-steps 6");
+    ASSERT_EQ(r.code, 0) << r.output;
+    const std::string summary = slurp(run / "summary.json");
+    EXPECT_TRUE(contains(summary, "\"device\":\"cpu\"")) << summary;
+    EXPECT_TRUE(contains(summary, "\"resumed_from_device\":\"cuda:0\"")) << summary;
+    EXPECT_TRUE(contains(summary, "\"epochs\":2")) << summary;
 }
 
 TEST_F(DtokdCli, AnUnusableDeviceIsOneError) {
