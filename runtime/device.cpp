@@ -31,7 +31,7 @@ void check_device_usable(const at::Device &device) {
     if (!torch_built_with_cuda())
         throw std::invalid_argument(name + ": this dtokd is built against a LibTorch without CUDA (LibTorch " +
                                     TORCH_VERSION +
-                                    "); build it against a CUDA LibTorch (README, \"GPU builds\")");
+                                    "); build it against a CUDA LibTorch (README, \"GPU builds and --device cuda\")");
     const int visible = int(visible_gpus().size());
     if (visible == 0)
         throw std::invalid_argument(name + ": no CUDA GPU is visible (check the driver and CUDA_VISIBLE_DEVICES)");
