@@ -20,6 +20,7 @@
 #include "collective.h"
 #include "config_toml.h"
 #include "fault_injection.h"
+#include "host_readback.h"
 #include "dataset_registry.h"
 #include "dataset_subset.h"
 #include "device.h"
@@ -69,7 +70,7 @@ double accuracy(ModelHandle &model, const ImageDataset &test, Collective *ranks 
             correct_on_device += model.forward(images).argmax(1).eq(labels).sum();
             seen += b->labels.numel();
         }
-    correct = correct_on_device.item<int64_t>();
+    correct = int64_t(read_to_host(correct_on_device).at(0));
     if (distributed(ranks)) {
         std::vector<double> count = {double(correct), double(seen)};
         sum_values(*ranks, count);

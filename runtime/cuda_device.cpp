@@ -16,6 +16,14 @@ std::string torch_cuda_version() {
 #endif
 }
 
+// The mode is process-wide; steps run on one thread, so a save and restore is enough.
+ExpectedDeviceWait::ExpectedDeviceWait() : saved_mode_(int(c10::cuda::warning_state().get_sync_debug_mode())) {
+    c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
+}
+ExpectedDeviceWait::~ExpectedDeviceWait() {
+    c10::cuda::warning_state().set_sync_debug_mode(static_cast<c10::cuda::SyncDebugMode>(saved_mode_));
+}
+
 std::vector<GpuInfo> visible_gpus() {
     std::vector<GpuInfo> out;
     const int n = int(c10::cuda::device_count());

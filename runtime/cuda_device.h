@@ -22,6 +22,20 @@ bool torch_built_with_cuda();
 std::string torch_cuda_version();
 // The GPUs this process sees (none without CUDA).
 std::vector<GpuInfo> visible_gpus();
+// While alive, a wait for the device on this thread is not reported by LibTorch's sync debug
+// mode (c10::cuda::warning_state()): the intended reads of results (host_readback.h).
+// Nothing on a LibTorch without CUDA.
+class ExpectedDeviceWait {
+public:
+    ExpectedDeviceWait();
+    ~ExpectedDeviceWait();
+    ExpectedDeviceWait(const ExpectedDeviceWait &) = delete;
+    ExpectedDeviceWait &operator=(const ExpectedDeviceWait &) = delete;
+
+private:
+    int saved_mode_ = 0;
+};
+
 // True when the Halide CUDA kernels are linked into dtokd, so the halide back end runs on
 // a GPU too (halide_cuda_kernels.cpp; false from halide_cuda_kernels_none.cpp).
 bool halide_cuda_kernels_linked();

@@ -6,5 +6,7 @@ namespace dtokd {
 bool torch_built_with_cuda() { return false; }
 std::string torch_cuda_version() { return ""; }
 std::vector<GpuInfo> visible_gpus() { return {}; }
+ExpectedDeviceWait::ExpectedDeviceWait() = default;
+ExpectedDeviceWait::~ExpectedDeviceWait() = default;
 
 }  // namespace dtokd

@@ -38,6 +38,7 @@
 #include "halide_bridge.h"
 #include "halide_calls.h"
 #include "halide_cuda_bridge.h"
+#include "host_readback.h"
 #include "kernel_backends.h"
 
 namespace dtokd {
@@ -69,12 +70,6 @@ GradientBuffers gradient_buffers(const at::Tensor *const *grads, int n) {
     return out;
 }
 
-// The one read of a kernel's float64 results: on the current stream, after the kernel.
-std::vector<double> read_back(const at::Tensor &values) {
-    const at::Tensor host = values.to(at::kCPU);
-    return std::vector<double>(host.data_ptr<double>(), host.data_ptr<double>() + host.numel());
-}
-
 }  // namespace
 
 GramMatrix gram(const std::vector<const at::Tensor *> &grads) {
@@ -90,7 +85,7 @@ GramMatrix gram(const std::vector<const at::Tensor *> &grads) {
         return call_n(std::get<N - 1>(kLogGrams), std::make_index_sequence<N>{}, g, ones, 1.f, bo.raw_buffer());
     });
     check_halide_status(status, (kernel_name("log_gram", n) + "_cuda").c_str());
-    const std::vector<double> raw = read_back(out);
+    const std::vector<double> raw = read_to_host(out);
     GramMatrix m;
     m.n = n;
     size_t t = 0;  // row by row over the upper triangle
@@ -106,7 +101,7 @@ Gram log_gram(const at::Tensor &a, const at::Tensor &b, double loss_distill, dou
     auto bo = cuda_bridge::device_double_buffer(out);
     check_halide_status(dtokd_log_gram_cuda(ba, bb, float(loss_distill), float(loss_task), float(eps), bo),
                         "log_gram_cuda");
-    const std::vector<double> v = read_back(out);
+    const std::vector<double> v = read_to_host(out);
     return {v[0], v[1], v[2]};
 }
 
@@ -122,7 +117,7 @@ KdLosses kd_loss(const at::Tensor &student, const at::Tensor &teacher, const at:
     check_halide_status(dtokd_kd_loss_cuda(bs, bt, by, float(options.temperature), float(options.label_smoothing), bl,
                                            gt, gd),
                         "kd_loss_cuda");
-    const std::vector<double> v = read_back(losses);
+    const std::vector<double> v = read_to_host(losses);
     return {v[0], v[1]};
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "host_readback.h"
 #include "kernel_backends.h"
 
 namespace dtokd::detail::torch_backend {
@@ -35,14 +36,10 @@ at::Tensor raw_gram_on_device(const std::vector<at::Tensor> &flat) {
     return at::stack(entries);
 }
 
-std::vector<double> to_host(const at::Tensor &t) {
-    const at::Tensor h = t.to(at::kCPU).contiguous();
-    return std::vector<double>(h.data_ptr<double>(), h.data_ptr<double>() + h.numel());
-}
 }  // namespace
 
 Gram log_gram(const at::Tensor &a, const at::Tensor &b, double loss_distill, double loss_task, double eps) {
-    const std::vector<double> raw = to_host(raw_gram_on_device({a.reshape({-1}), b.reshape({-1})}));
+    const std::vector<double> raw = read_to_host(raw_gram_on_device({a.reshape({-1}), b.reshape({-1})}));
     const double ld = std::max(loss_distill, eps), lt = std::max(loss_task, eps);
     return {raw[0] / (ld * ld), raw[1] / (ld * lt), raw[2] / (lt * lt)};
 }
@@ -50,7 +47,7 @@ Gram log_gram(const at::Tensor &a, const at::Tensor &b, double loss_distill, dou
 GramMatrix gram(const std::vector<const at::Tensor *> &grads) {
     std::vector<at::Tensor> flat;
     for (const at::Tensor *g : grads) flat.push_back(g->reshape({-1}));
-    const std::vector<double> raw = to_host(raw_gram_on_device(flat));  // the one wait for the device
+    const std::vector<double> raw = read_to_host(raw_gram_on_device(flat));  // the one wait for the device
     const int n = int(grads.size());
     GramMatrix out;
     out.n = n;
@@ -74,7 +71,7 @@ KdLosses kd_loss(const at::Tensor &student, const at::Tensor &teacher, const at:
     const at::Tensor row_kl = (log_p.exp() * (log_p - log_q)).sum(1);
     // Both means in one read from the device.
     const std::vector<double> means =
-        to_host(at::stack({row_task.to(at::kDouble).mean(), row_kl.to(at::kDouble).mean()}));
+        read_to_host(at::stack({row_task.to(at::kDouble).mean(), row_kl.to(at::kDouble).mean()}));
     KdLosses out;
     out.task = means[0];
     out.distill = t * t * means[1];

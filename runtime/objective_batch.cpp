@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "frozen_buffers.h"
+#include "host_readback.h"
 
 namespace dtokd {
 
@@ -34,11 +35,11 @@ void read_pending_losses(std::vector<ObjectiveValue> &values) {
     for (const ObjectiveValue &v : values)
         if (v.pending_loss.defined()) pending.push_back(v.pending_loss);
     if (pending.empty()) return;
-    const at::Tensor host = at::stack(pending).to(at::kCPU);
+    const std::vector<double> host = read_to_host(at::stack(pending));
     size_t i = 0;
     for (ObjectiveValue &v : values)
         if (v.pending_loss.defined()) {
-            v.loss = host[int64_t(i++)].item<double>();
+            v.loss = host[i++];
             v.pending_loss = at::Tensor();
         }
 }

@@ -5,6 +5,7 @@
 // distill run on the GPU that resumes on the CPU.
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/Sleep.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/torch.h>
 #include <gtest/gtest.h>
@@ -204,6 +205,30 @@ TEST_P(GpuStep, MatchesTheSameStepOnTheCpu) {
         EXPECT_LT((pa - pb).abs().max().item<double>(), 1e-4 * pa.abs().max().item<double>())
             << method << " step " << step;
     }
+}
+
+// "No extra synchronization per step": with LibTorch's sync debug mode at L_ERROR, any wait
+// for the device throws, except the reads of results (host_readback.h) the policy needs.
+TEST_P(GpuStep, WaitsForTheDeviceOnlyToReadResults) {
+    SKIP_WITHOUT_GPU();
+    const auto [method, backend] = GetParam();
+    torch::manual_seed(13);
+    const at::Tensor images = torch::randn({32, 3, 32, 32}).to(kGpu);
+    const at::Tensor labels = torch::randint(0, 10, {32}, torch::kLong).to(kGpu);
+    auto gpu = make_engine(method, backend, kGpu, images.cpu());
+    const dtokd::NetOutputs teacher = gpu->teacher_outputs(images, {});
+    for (int64_t step = 0; step < 2; step++) gpu->step(images, teacher, {labels}, step);  // JIT, allocator
+    torch::cuda::synchronize();
+    struct ErrorOnSync {
+        ErrorOnSync() { c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_ERROR); }
+        ~ErrorOnSync() { c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED); }
+    };
+    dtokd::StepStats s;
+    {
+        const ErrorOnSync strict;
+        EXPECT_NO_THROW(s = gpu->step(images, teacher, {labels}, 2)) << method << ": a step waited for the device";
+    }
+    EXPECT_FALSE(s.skipped) << s.skip_reason;
 }
 
 INSTANTIATE_TEST_SUITE_P(
