@@ -142,8 +142,9 @@ TEST(GpuHalideBridge, LaunchesOnTheCurrentStreamWithoutWaiting) {
     dtokd::SgdOptions sgd;
     sgd.momentum = 0;
     dtokd::sgd_update(theta, buf, dtokd::single_direction(g), sgd, true, KernelBackend::torch);
-    const at::Tensor g_gpu = g.to(kGpu);
+    const at::Tensor g_gpu = g.to(kGpu), theta0_gpu = theta0.to(kGpu);
     at::Tensor theta_gpu = at::empty({size}, at::TensorOptions(kGpu)), buf_gpu = torch::zeros({size}, kGpu);
+    torch::cuda::synchronize();  // the default stream's fills are done before another stream reads them
     c10::cuda::CUDAStream stream = c10::cuda::getStreamFromPool();
     {
         const c10::cuda::CUDAStreamGuard on(stream);
@@ -151,7 +152,7 @@ TEST(GpuHalideBridge, LaunchesOnTheCurrentStreamWithoutWaiting) {
                           KernelBackend::halide);  // warm-up: PTX JIT and the module load
         stream.synchronize();
         at::cuda::sleep(int64_t(2e9));  // about a second of spinning on `stream`
-        theta_gpu.copy_(theta0.to(kGpu), /*non_blocking=*/true);
+        theta_gpu.copy_(theta0_gpu);  // device to device: queued behind the sleep
         dtokd::sgd_update(theta_gpu, buf_gpu, dtokd::single_direction(g_gpu), sgd, true, KernelBackend::halide);
         EXPECT_FALSE(stream.query()) << "the Halide call waited for the stream";
     }
