@@ -16,6 +16,9 @@ struct AdamWScalars {
 };
 
 namespace torch_backend {
+// <g_k, g_l> for k <= l, row by row, as float64 [N(N+1)/2] on the gradients' device, with no
+// wait for the device: the torch back end's Gram on a GPU (tested on the CPU too).
+at::Tensor raw_gram_batched(const std::vector<at::Tensor> &flat);
 Gram log_gram(const at::Tensor &a, const at::Tensor &b, double loss_distill, double loss_task, double eps);
 // Raw dot products <g_k, g_l> (k <= l filled, symmetric), unscaled.
 GramMatrix gram(const std::vector<const at::Tensor *> &grads);
