@@ -37,9 +37,11 @@
 
 #include "blas_threads.h"
 #include "host_allocator.h"
+#include "host_readback.h"
+#include "kernel_backends.h"
 #include "kernel_selection.h"
-#include "median_time_reporter.h"
 #include "kernels.h"
+#include "median_time_reporter.h"
 #include "threads.h"
 
 namespace {
@@ -358,6 +360,23 @@ void bm_gram_torch_stacked_matmul(benchmark::State &state, int64_t n) {
     set_bytes(state, 2 * n * int64_t(sizeof(float)));
 }
 
+// The torch back end's two Gram forms (kernels_torch.cpp): per-chunk BLAS dots added up on
+// the host (what runs on the CPU), and the batched matmul per pair summed on the device
+// (what runs on a GPU, where reading each chunk's dot would wait for the device).
+void bm_gram_torch_backend(benchmark::State &state, int64_t n) {
+    const Gradients &g = gradients(n);
+    for (auto _ : state) benchmark::DoNotOptimize(dtokd::log_gram(g.a, g.b, 1.0, 1.0, 1e-8, KernelBackend::torch));
+    set_bytes(state, 2 * n * int64_t(sizeof(float)));
+}
+
+void bm_gram_torch_backend_batched(benchmark::State &state, int64_t n) {
+    const Gradients &g = gradients(n);
+    for (auto _ : state)
+        benchmark::DoNotOptimize(
+            dtokd::read_to_host(dtokd::detail::torch_backend::raw_gram_batched({g.a.reshape({-1}), g.b.reshape({-1})})));
+    set_bytes(state, 2 * n * int64_t(sizeof(float)));
+}
+
 // ---------------------------------------------------------------------------------
 // Gram of K gradient arenas (K = 1..8 objectives, kArenaLength floats each)
 
@@ -571,6 +590,8 @@ void register_benchmarks() {
         add("BM_Gram_Halide", n, bm_gram_halide);
         add("BM_Gram_TorchThreeDots", n, bm_gram_torch_three_dots);
         add("BM_Gram_TorchStackedMatmul", n, bm_gram_torch_stacked_matmul);
+        add("BM_Gram_TorchBackend", n, bm_gram_torch_backend);
+        add("BM_Gram_TorchBackendBatched", n, bm_gram_torch_backend_batched);
         add("BM_Roofline_ReadWrite", n, bm_roofline_read_write);
         add("BM_SgdUpdate_Halide", n, [](benchmark::State &s, int64_t size) { bm_sgd_update(s, size, KernelBackend::halide); });
         add("BM_SgdUpdate_TorchOpByOp", n,

@@ -15,8 +15,9 @@ namespace dtokd::detail::torch_backend {
 // --gtest_filter='*LogGramData.MixedMagnitudes/torch*'); 2^14 keeps it < 1e-6.
 
 // On a GPU: one batched matmul per pair (no copy), summed on the device, so nothing waits
-// until the caller reads the result back once. (On the CPU this was 10-15x slower than the
-// per-chunk dots below: 6.8 vs 0.46 ms for two 1.2M-float gradients.)
+// until the caller reads the result back once. Not on the CPU: 5.65 ms against the
+// per-chunk dots' 0.36 ms for two 1M-float gradients (2 cores, 2026-12-06:
+// bench/bm_kernels --benchmark_filter=BM_Gram_TorchBackend).
 at::Tensor raw_gram_batched(const std::vector<at::Tensor> &flat) {
     const int n = int(flat.size());
     const int64_t numel = flat.front().numel(), chunk = int64_t(1) << 14;
