@@ -27,11 +27,14 @@ std::vector<std::pair<std::string, at::Tensor>> loop_state_entries(const LoopSta
     const at::Tensor counts = at::tensor(std::vector<int64_t>{s.epoch, s.batch, s.step, s.best_epoch,
                                                               s.guard_consecutive, s.guard_total, s.metrics_bytes},
                                          at::kLong);
-    return {{"loop/counts", counts},
-            {"loop/measures", doubles_to_tensor({s.best_test_accuracy, s.seconds, s.step_seconds_sum})},
-            {"loop/epochs", doubles_to_tensor(epochs)},
-            {"loop/window", doubles_to_tensor(s.window)},
-            {"loop/rng", s.rng_state}};
+    std::vector<std::pair<std::string, at::Tensor>> out = {
+        {"loop/counts", counts},
+        {"loop/measures", doubles_to_tensor({s.best_test_accuracy, s.seconds, s.step_seconds_sum})},
+        {"loop/epochs", doubles_to_tensor(epochs)},
+        {"loop/window", doubles_to_tensor(s.window)},
+        {"loop/rng", s.rng_state}};
+    if (s.device_rng_state.defined()) out.emplace_back("loop/device_rng", s.device_rng_state);
+    return out;
 }
 
 LoopState loop_state_from(const std::vector<std::pair<std::string, at::Tensor>> &entries, const std::string &path) {
@@ -62,6 +65,7 @@ LoopState loop_state_from(const std::vector<std::pair<std::string, at::Tensor>> 
                                        epochs[i + 5]});
     s.window = tensor_to_doubles(e["loop/window"]);
     s.rng_state = e["loop/rng"];
+    if (e.count("loop/device_rng")) s.device_rng_state = e["loop/device_rng"];  // GPU runs only
     return s;
 }
 
@@ -73,6 +77,18 @@ at::Tensor cpu_rng_state() {
 
 void set_cpu_rng_state(const at::Tensor &state) {
     at::Generator gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_state(state);
+}
+
+at::Tensor device_rng_state(const at::Device &device) {
+    at::Generator gen = at::globalContext().defaultGenerator(device);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    return gen.get_state();
+}
+
+void set_device_rng_state(const at::Device &device, const at::Tensor &state) {
+    at::Generator gen = at::globalContext().defaultGenerator(device);
     std::lock_guard<std::mutex> lock(gen.mutex());
     gen.set_state(state);
 }

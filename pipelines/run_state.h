@@ -31,6 +31,8 @@ struct LoopState {
     int64_t metrics_bytes = 0;     // metrics.jsonl's length when the checkpoint was written
     double seconds = 0, step_seconds_sum = 0;  // run time and step time so far (reports only)
     at::Tensor rng_state;          // the default CPU generator's state
+    // A GPU run: its device's default generator (dropout draws there); undefined on the CPU.
+    at::Tensor device_rng_state;
 };
 
 // As checkpoint entries "loop/<name>", and back (std::runtime_error naming `path` when
@@ -41,5 +43,8 @@ LoopState loop_state_from(const std::vector<std::pair<std::string, at::Tensor>> 
 // The default CPU generator's state, and setting it (LibTorch's own format).
 at::Tensor cpu_rng_state();
 void set_cpu_rng_state(const at::Tensor &state);
+// The same for a device's default generator (a GPU's; LibTorch's own format).
+at::Tensor device_rng_state(const at::Device &device);
+void set_device_rng_state(const at::Device &device, const at::Tensor &state);
 
 }  // namespace dtokd

@@ -328,6 +328,8 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
         guard.restore(loop.guard_consecutive, loop.guard_total);
         window.restore(loop.window);
         set_cpu_rng_state(loop.rng_state);  // last: nothing above may draw from it
+        // A GPU's generator only when resuming on a GPU (a run started on the CPU has none).
+        if (device.is_cuda() && loop.device_rng_state.defined()) set_device_rng_state(device, loop.device_rng_state);
     }
     ProgressLine progress(cfg.progress, cfg.method, cfg.epochs, total_steps, loop.step, engine.objectives().names());
     const auto run_start = Clock::now();
@@ -343,6 +345,7 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
         loop.guard_total = guard.total_skipped();
         loop.seconds = seconds_before + since(run_start);
         loop.rng_state = cpu_rng_state();
+        loop.device_rng_state = device.is_cuda() ? device_rng_state(device) : at::Tensor();
         CheckpointMeta meta;
         meta.model_name = cfg.model;
         meta.num_classes = train.num_classes;

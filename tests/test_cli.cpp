@@ -370,6 +370,8 @@ TEST_F(DtokdCli, DeviceCpuIsTheDefaultRun) {
               train_lines_without_timing(slurp(path("t/metrics.jsonl"))));
     EXPECT_TRUE(contains(slurp(path("oncpu/summary.json")), "\"device\":\"cpu\"")) << slurp(path("oncpu/summary.json"));
     EXPECT_EQ(dtokd::read_checkpoint_meta(path("oncpu/checkpoint.pt")).device, "cpu");
+    for (const auto &[key, t] : dtokd::read_checkpoint_entries(path("oncpu/checkpoint.pt"), "loop/"))
+        EXPECT_NE(key, "device_rng") << "a CPU run keeps no device generator state";
 }
 
 // A run whose checkpoint a GPU wrote (meta device cuda:0, every storage tagged cuda:0, as

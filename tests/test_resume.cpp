@@ -25,6 +25,7 @@
 #include "checkpoint.h"
 #include "cli_runner.h"
 #include "model_factory.h"
+#include "run_state.h"
 #include "scratch_data.h"
 
 namespace {
@@ -402,3 +403,22 @@ TEST_F(Resume, AFailedSummaryWriteIsOneError) {
 }
 
 }  // namespace
+
+// A GPU run's checkpoint also holds its device generator's state (dropout on the GPU draws
+// there), as "loop/device_rng"; a CPU run's has none, and both read back as written.
+TEST(LoopState, TheDeviceGeneratorEntryIsWrittenOnlyWhenSet) {
+    dtokd::LoopState cpu_run;
+    cpu_run.rng_state = dtokd::cpu_rng_state();
+    cpu_run.window = {1.5, 2.5};
+    const auto cpu_entries = dtokd::loop_state_entries(cpu_run);
+    for (const auto &[key, t] : cpu_entries) EXPECT_NE(key, "loop/device_rng");
+    EXPECT_FALSE(dtokd::loop_state_from(cpu_entries, "cpu.pt").device_rng_state.defined());
+
+    dtokd::LoopState gpu_run = cpu_run;
+    gpu_run.device_rng_state = torch::randint(0, 256, {16}, torch::kByte);
+    const dtokd::LoopState back = dtokd::loop_state_from(dtokd::loop_state_entries(gpu_run), "gpu.pt");
+    ASSERT_TRUE(back.device_rng_state.defined());
+    EXPECT_TRUE(torch::equal(back.device_rng_state, gpu_run.device_rng_state));
+    EXPECT_TRUE(torch::equal(back.rng_state, cpu_run.rng_state));
+    EXPECT_EQ(back.window, cpu_run.window);
+}
