@@ -32,6 +32,11 @@ namespace {
 
 using namespace dtokd_test;
 
+// `args` (a run, on one thread) that fault injection kills right after step `step`.
+CliResult run_killed_after(int step, const std::string &args) {
+    return run_cli("--threads 1 " + args, "DTOKD_FAULT_KILL_AFTER_STEP=" + std::to_string(step) + " ");
+}
+
 class Resume : public ::testing::Test {
 protected:
     // 256 training images in batches of 32: 8 steps per epoch, 3 epochs.
@@ -168,11 +173,9 @@ void check_kills(const std::string &method, const std::string &cmd, const std::s
     bool first = true;
     for (int k : kills) {
         SCOPED_TRACE("killed after step " + std::to_string(k));
-        const std::string env = "DTOKD_FAULT_KILL_AFTER_STEP=" + std::to_string(k) + " ";
-        const CliResult r = first ? run_cli("--threads 1 " + cmd + " --out " + quoted(cut), env)
-                                  : run_cli("--threads 1 " + std::string(method == "ce" ? "train" : "distill") +
-                                                " --resume " + quoted(cut),
-                                            env);
+        const CliResult r =
+            run_killed_after(k, first ? cmd + " --out " + quoted(cut)
+                                      : std::string(method == "ce" ? "train" : "distill") + " --resume " + quoted(cut));
         first = false;
         ASSERT_EQ(r.code, 128 + SIGKILL) << r.output;
         ASSERT_TRUE(fs::exists(cut + ".partial/checkpoint.pt")) << "killed before the first checkpoint";
@@ -275,8 +278,7 @@ TEST_F(Resume, AnExternalKillAtARandomMomentResumesBitwise) {
 // extends a finished run; a finished run without more epochs has nothing to do.
 TEST_F(Resume, ChangedOptionsAreOneErrorAndEpochsExtend) {
     const std::string out = path("opts");
-    ASSERT_EQ(run_cli("--threads 1 " + command("kd") + " --out " + quoted(out), "DTOKD_FAULT_KILL_AFTER_STEP=7 ").code,
-              128 + SIGKILL);
+    ASSERT_EQ(run_killed_after(7, command("kd") + " --out " + quoted(out)).code, 128 + SIGKILL);
     const Bytes checkpoint = read_bytes(out + ".partial/checkpoint.pt");
     const CliResult bad = run_cli("distill --resume " + quoted(out) + " --lr 0.1 --temperature 2");
     EXPECT_NE(bad.code, 0);
@@ -317,10 +319,7 @@ TEST_F(Resume, ChangedOptionsAreOneErrorAndEpochsExtend) {
 // on the other backend is one error naming the flag to pass (its rounding differs).
 TEST_F(Resume, AnotherKernelBackendIsOneError) {
     const std::string out = path("kernels");
-    ASSERT_EQ(run_cli("--threads 1 --kernels torch " + command("dto") + " --out " + quoted(out),
-                      "DTOKD_FAULT_KILL_AFTER_STEP=7 ")
-                  .code,
-              128 + SIGKILL);
+    ASSERT_EQ(run_killed_after(7, "--kernels torch " + command("dto") + " --out " + quoted(out)).code, 128 + SIGKILL);
     const Bytes checkpoint = read_bytes(out + ".partial/checkpoint.pt");
     const CliResult bad = run_cli("--threads 1 distill --resume " + quoted(out));  // --kernels halide, the default
     EXPECT_NE(bad.code, 0);
@@ -343,8 +342,7 @@ TEST_F(Resume, NothingToResumeIsOneError) {
 // first finishes unharmed.
 TEST_F(Resume, ASecondProcessCannotResumeAHeldRun) {
     const std::string out = path("held");
-    ASSERT_EQ(run_cli("--threads 1 " + command("ce") + " --out " + quoted(out), "DTOKD_FAULT_KILL_AFTER_STEP=6 ").code,
-              128 + SIGKILL);
+    ASSERT_EQ(run_killed_after(6, command("ce") + " --out " + quoted(out)).code, 128 + SIGKILL);
     FILE *first = ::popen((std::string(DTOKD_CLI) + " --threads 1 train --resume " + quoted(out) + " --epochs 40 2>&1").c_str(), "r");
     ASSERT_NE(first, nullptr);
     // Wait until the first has taken the run (it rewrites config.toml with the new epochs).
@@ -365,10 +363,7 @@ TEST_F(Resume, ASecondProcessCannotResumeAHeldRun) {
 // metrics.jsonl, exit 1, the checkpoint as it was, no temp file; the run resumes later.
 TEST_F(Resume, AFailedMetricsWriteIsOneErrorAndTheCheckpointIsIntact) {
     const std::string out = path("metrics-full");
-    ASSERT_EQ(run_cli("--threads 1 " + command("ce") + " --out " + quoted(out),
-                      "DTOKD_FAULT_KILL_AFTER_STEP=7 ")
-                  .code,
-              128 + SIGKILL);
+    ASSERT_EQ(run_killed_after(7, command("ce") + " --out " + quoted(out)).code, 128 + SIGKILL);
     const Bytes checkpoint = read_bytes(out + ".partial/checkpoint.pt");
     // 2 blocks of 512 bytes (dash's unit): config.toml (~500 bytes) fits; with a line per step
     // (~460 bytes) the metrics outgrow it at step 7, before the next checkpoint (step 8, the epoch's end).
@@ -389,8 +384,7 @@ TEST_F(Resume, AFailedMetricsWriteIsOneErrorAndTheCheckpointIsIntact) {
 // exit 1, the final checkpoint written and intact, the run left unfinished in .partial.
 TEST_F(Resume, AFailedSummaryWriteIsOneError) {
     const std::string out = path("summary-blocked");
-    ASSERT_EQ(run_cli("--threads 1 " + command("ce") + " --out " + quoted(out), "DTOKD_FAULT_KILL_AFTER_STEP=24 ").code,
-              128 + SIGKILL);
+    ASSERT_EQ(run_killed_after(24, command("ce") + " --out " + quoted(out)).code, 128 + SIGKILL);
     fs::create_directories(out + ".partial/summary.json/occupied");
     const CliResult r = run_cli("--threads 1 train --resume " + quoted(out));
     EXPECT_EQ(r.code, 1) << r.output;
