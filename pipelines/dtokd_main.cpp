@@ -196,12 +196,11 @@ int run(int argc, char **argv) {
                                     "use one of the two");
     // The device, checked before any rank starts or any file is read (info, plot, export
     // and autotune run on the CPU whatever --device says).
-    at::Device run_device(at::kCPU);
     try {
-        run_device = dtokd::parse_device(device);
+        const at::Device parsed = dtokd::parse_device(device);
         if (training || eval->parsed() || app.get_subcommands().empty()) {
-            dtokd::check_device_usable(run_device);
-            dtokd::check_device_for_ranks(run_device, std::max(nproc, env.world_size));
+            dtokd::check_device_usable(parsed);
+            dtokd::check_device_for_ranks(parsed, std::max(nproc, env.world_size));
         }
     } catch (const std::invalid_argument &e) {
         throw std::invalid_argument(std::string("--device: ") + e.what());

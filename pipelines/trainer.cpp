@@ -90,10 +90,10 @@ void barrier(Collective *ranks) {
 // The training batches, with the contrast negatives the objectives ask for; a bad
 // count fails here, naming the objective, before the run folder exists.
 std::unique_ptr<BatchLoader> train_loader_for(const TrainConfig &cfg, const ImageDataset &train,
-                                              ObjectiveList &objectives, Collective *ranks) {
+                                              ObjectiveList &objectives, const at::Device &device, Collective *ranks) {
     LoaderOptions o = train_loader_options_for(cfg);
     o.contrast_negatives = objectives.contrast_negatives();
-    o.pin_memory = parse_device(cfg.device).is_cuda();
+    o.pin_memory = device.is_cuda();  // batches copied to the GPU without waiting
     if (ranks) {
         o.rank = ranks->rank();
         o.world_size = ranks->world_size();
@@ -282,7 +282,7 @@ RunResult run_training(const TrainConfig &config, const std::string &resolved_co
     StepEngine engine(std::move(student), std::move(teacher), std::move(objectives), std::move(policy),
                       probe_images(train, cfg.skip_bad_images), context, engine_options);
     if (cached_logits.defined()) engine.use_cached_teacher_logits(cached_logits);
-    const std::unique_ptr<BatchLoader> train_loader = train_loader_for(cfg, train, engine.objectives(), ranks);
+    const std::unique_ptr<BatchLoader> train_loader = train_loader_for(cfg, train, engine.objectives(), device, ranks);
     BatchLoader &loader = *train_loader;
     const int64_t steps_per_epoch = loader.batches_per_epoch();
     const int64_t total_steps =
